@@ -1,0 +1,143 @@
+"""PostgreSQL: one schema per concern in one database, a connection pool per schema.
+
+Connections run in autocommit mode and transactions are opened with explicit
+``BEGIN`` so that the transaction code is the same as SQLite's. Statements are
+prepared on first use. ``json`` columns come back as text, exactly as written.
+"""
+
+from __future__ import annotations
+
+import re
+
+import psycopg
+import psycopg_pool
+from psycopg import errors as pg_errors
+from psycopg.types.string import TextLoader
+
+from ..errors import (
+    AgentkeepError,
+    Conflict,
+    StoreBusy,
+    StoreUnavailable,
+)
+from .base import Backend, Connection
+
+CONNECT_TIMEOUT = 10
+
+_converted: dict[str, str] = {}
+
+
+def to_psycopg(sql: str) -> str:
+    """Rewrite ``?`` placeholders as ``%s`` (and escape literal ``%``), cached."""
+    converted = _converted.get(sql)
+    if converted is None:
+        converted = _converted[sql] = sql.replace("%", "%%").replace("?", "%s")
+    return converted
+
+
+class PostgresConnection(Connection):
+    __slots__ = ()
+
+    def one(self, sql, params=()):
+        return self.raw.execute(to_psycopg(sql), params).fetchone()
+
+    def all(self, sql, params=()):
+        return self.raw.execute(to_psycopg(sql), params).fetchall()
+
+    def run(self, sql, params=()):
+        return self.raw.execute(to_psycopg(sql), params).rowcount
+
+    def many(self, sql, rows):
+        with self.raw.cursor() as cursor:
+            cursor.executemany(to_psycopg(sql), rows)
+
+
+def schema_name(prefix: str, concern: str) -> str:
+    return f"{prefix}_{concern}"
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    # json is stored as the caller's text; loading it ourselves keeps float forms and
+    # key order exactly as they were on both backends.
+    conn.adapters.register_loader("json", TextLoader)
+    conn.adapters.register_loader("jsonb", TextLoader)
+
+
+class PostgresBackend(Backend):
+    dialect = "postgresql"
+    begin_sql = "BEGIN"
+
+    def __init__(self, config, concerns) -> None:
+        super().__init__(config, concerns)
+        assert config.url is not None
+        self.url = config.url
+        self.probe()
+        self._pools: dict[str, psycopg_pool.ConnectionPool] = {}
+        for concern in concerns:
+            schema = self.schema(concern)
+            pool = psycopg_pool.ConnectionPool(
+                self.url, min_size=1, max_size=config.pool_size, open=False,
+                configure=_configure, name=f"agentkeep-{concern}",
+                timeout=max(config.busy_timeout, 1.0),
+                kwargs={"autocommit": True, "prepare_threshold": 0,
+                        "connect_timeout": CONNECT_TIMEOUT,
+                        "options": f"-c search_path={schema}"})
+            pool.open(wait=False)
+            self._pools[concern] = pool
+
+    def probe(self) -> None:
+        """Connect once so that a wrong URL fails at open() with a clear message."""
+        try:
+            psycopg.connect(self.url, connect_timeout=CONNECT_TIMEOUT).close()
+        except psycopg.Error as exc:
+            reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
+            raise StoreUnavailable(f"cannot connect to PostgreSQL at "
+                                   f"{self.config.describe()}: {reason}") from exc
+
+    def schema(self, concern: str) -> str:
+        return schema_name(self.config.schema_prefix, concern)
+
+    def location(self, concern: str) -> str:
+        return f"{self.config.describe()} (schema {self.schema(concern)})"
+
+    def checkout(self, concern: str) -> Connection:
+        try:
+            raw = self._pools[concern].getconn()
+        except psycopg_pool.PoolTimeout as exc:
+            raise StoreBusy(f"no PostgreSQL connection free or reachable at "
+                            f"{self.config.describe()} within {self.config.busy_timeout:g} s"
+                            ) from exc
+        return PostgresConnection(raw)
+
+    def checkin(self, concern: str, conn: Connection, *, broken: bool = False) -> None:
+        raw = conn.raw
+        if broken and not raw.closed and raw.info.transaction_status != 0:
+            try:
+                raw.execute("ROLLBACK")
+            except psycopg.Error:
+                pass
+        pool = self._pools.get(concern)
+        if pool is None or pool.closed:
+            raw.close()
+            return
+        pool.putconn(raw)
+
+    def close_pools(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
+
+    def translate(self, exc: Exception, concern: str) -> AgentkeepError | None:
+        if isinstance(exc, psycopg_pool.PoolTimeout):
+            return StoreBusy(f"no PostgreSQL connection free at {self.location(concern)}")
+        if not isinstance(exc, psycopg.Error):
+            return None
+        text = re.sub(r"\s+", " ", str(exc)).strip()
+        where = self.location(concern)
+        if isinstance(exc, psycopg.IntegrityError):
+            return Conflict(f"{where}: {text}")
+        if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected,
+                            pg_errors.SerializationFailure, pg_errors.QueryCanceled)):
+            return StoreBusy(f"{where}: {text}")
+        if isinstance(exc, psycopg.OperationalError):
+            return StoreUnavailable(f"lost the connection to {where}: {text}")
+        return AgentkeepError(f"{where}: {text}")

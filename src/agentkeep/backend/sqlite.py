@@ -1,0 +1,135 @@
+"""Embedded SQLite: one file per concern in the home directory.
+
+Every connection gets WAL, ``synchronous=NORMAL`` (or FULL), foreign keys, a bounded
+busy wait, a sized page cache and mmap. Writes start with ``BEGIN IMMEDIATE`` so a
+lock wait happens at the start of a transaction and never as a mid-transaction
+"database is locked".
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+from ..errors import (
+    AgentkeepError,
+    Conflict,
+    StoreBusy,
+    StoreCorrupt,
+    StoreUnavailable,
+)
+from .base import Backend, Connection
+
+MAX_IDLE_CONNECTIONS = 8
+
+# Applied to every new connection. journal_mode=WAL is persistent in the file; asking
+# again costs nothing once it is set.
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA cache_size=-16000",  # 16 MB page cache per connection
+    "PRAGMA mmap_size=268435456",  # 256 MB: reads of hot pages skip the read() syscall
+    "PRAGMA temp_store=MEMORY",
+)
+
+
+def prepare_home(home: Path) -> None:
+    """Create the home directory (0700) or fail clearly if it cannot be one."""
+    if home.exists() and not home.is_dir():
+        raise StoreUnavailable(f"{home} is a file, not a directory; "
+                               "give agentkeep a directory for its store")
+    try:
+        home.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create the store directory {home}: "
+                               f"{exc.strerror or exc}") from exc
+
+
+def create_private_file(path: Path) -> None:
+    """Create ``path`` with mode 0600 if it does not exist (SQLite copies the mode to -wal)."""
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create {path}: {exc.strerror or exc}") from exc
+    os.close(fd)
+
+
+class SqliteBackend(Backend):
+    dialect = "sqlite"
+    begin_sql = "BEGIN IMMEDIATE"
+
+    def __init__(self, config, concerns) -> None:
+        super().__init__(config, concerns)
+        assert config.home is not None
+        self.home = config.home
+        prepare_home(self.home)
+        self._idle: dict[str, list[Connection]] = {c: [] for c in concerns}
+        self._synchronous = "FULL" if config.durability == "full" else "NORMAL"
+
+    def path(self, concern: str) -> Path:
+        return self.home / f"{concern}.db"
+
+    def location(self, concern: str) -> str:
+        return str(self.path(concern))
+
+    def connect(self, concern: str) -> sqlite3.Connection:
+        path = self.path(concern)
+        if not path.exists():
+            create_private_file(path)
+        raw = sqlite3.connect(path, timeout=self.config.busy_timeout, isolation_level=None,
+                              check_same_thread=False, cached_statements=256)
+        try:
+            for pragma in PRAGMAS:
+                raw.execute(pragma)
+            raw.execute(f"PRAGMA synchronous={self._synchronous}")
+        except BaseException:
+            raw.close()
+            raise
+        return raw
+
+    def checkout(self, concern: str) -> Connection:
+        with self._lock:
+            idle = self._idle[concern]
+            if idle:
+                return idle.pop()
+        return Connection(self.connect(concern))
+
+    def checkin(self, concern: str, conn: Connection, *, broken: bool = False) -> None:
+        if broken and conn.raw.in_transaction:
+            try:
+                conn.raw.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        with self._lock:
+            if not self.closed and not conn.raw.in_transaction \
+                    and len(self._idle[concern]) < MAX_IDLE_CONNECTIONS:
+                self._idle[concern].append(conn)
+                return
+        conn.raw.close()
+
+    def close_pools(self) -> None:
+        with self._lock:
+            idle = [conn for conns in self._idle.values() for conn in conns]
+            for conns in self._idle.values():
+                conns.clear()
+        for conn in idle:
+            conn.raw.close()
+
+    def translate(self, exc: Exception, concern: str) -> AgentkeepError | None:
+        if not isinstance(exc, sqlite3.Error):
+            return None
+        path = self.path(concern)
+        text = str(exc)
+        lowered = text.lower()
+        if isinstance(exc, sqlite3.IntegrityError):
+            return Conflict(f"{path}: {text}")
+        if "locked" in lowered or "busy" in lowered:
+            return StoreBusy(f"{path} is locked by another writer; gave up after "
+                             f"{self.config.busy_timeout:g} s (busy_timeout)")
+        if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+            return StoreCorrupt(f"{path} is not a valid agentkeep database: {text}")
+        if any(word in lowered for word in ("readonly", "unable to open", "disk i/o",
+                                            "full", "read-only")):
+            return StoreUnavailable(f"{path}: {text}")
+        return AgentkeepError(f"{path}: {text}")

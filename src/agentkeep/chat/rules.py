@@ -1,0 +1,197 @@
+"""The chat concern's domain rules, without I/O: validation and row encoding/decoding."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from ..codec import (
+    check_choice,
+    check_count,
+    check_id,
+    check_text,
+    dump_json,
+    load_json,
+    load_time,
+)
+from ..errors import InvalidInput
+from .models import Attachment, FileVersion, Message, Session, ToolCall
+
+ROLES = ("system", "user", "assistant", "tool")
+SESSION_STATUSES = ("active", "archived", "deleted")
+TOOL_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+MAX_NAME_LENGTH = 1000
+PREVIEW_LENGTH = 200
+NANOS = 1_000_000_000
+
+MESSAGE_FIELDS = frozenset({
+    "role", "content", "parts", "provider", "model", "finish_reason", "usage", "cost",
+    "metadata", "parent_id", "summary",
+})
+
+
+def encode_cost(field: str, cost: object) -> int:
+    if cost is None:
+        return 0
+    if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not \
+            0 <= cost < 9e9 or cost != cost:
+        raise InvalidInput(field, f"must be a non-negative number of US dollars, got {cost!r:.40}")
+    return round(cost * NANOS)
+
+
+def check_object(field: str, value: object) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise InvalidInput(field, f"must be a dict, got {type(value).__name__}")
+    return dict(value)
+
+
+def check_usage(usage: object) -> tuple[int, int, str | None]:
+    """(input_tokens, output_tokens, usage JSON) from a usage dict."""
+    if usage is None:
+        return 0, 0, None
+    usage = check_object("usage", usage)
+    input_tokens = check_count("usage.input_tokens", usage.get("input_tokens", 0))
+    output_tokens = check_count("usage.output_tokens", usage.get("output_tokens", 0))
+    for key, value in usage.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+            raise InvalidInput(f"usage.{key}", "must not be negative")
+    return input_tokens, output_tokens, dump_json("usage", usage)
+
+
+def check_parts(parts: object) -> list[dict[str, Any]]:
+    if parts is None:
+        return []
+    if not isinstance(parts, (list, tuple)):
+        raise InvalidInput("parts", f"must be a list of dicts, got {type(parts).__name__}")
+    checked = []
+    for index, part in enumerate(parts):
+        field = f"parts[{index}]"
+        if not isinstance(part, Mapping):
+            raise InvalidInput(field, f"must be a dict with a 'type', got {type(part).__name__}")
+        kind = part.get("type")
+        if not isinstance(kind, str) or not kind:
+            raise InvalidInput(f"{field}.type", "must be a non-empty string")
+        if kind == "tool_call":
+            check_text(f"{field}.name", part.get("name"), max_length=MAX_NAME_LENGTH)
+            check_id(f"{field}.id", part.get("id"), optional=True)
+        elif kind == "tool_result":
+            check_id(f"{field}.call_id", part.get("call_id"))
+        elif kind == "text":
+            check_text(f"{field}.text", part.get("text"))
+        checked.append(dict(part))
+    return checked
+
+
+def text_of_parts(parts: list[dict[str, Any]]) -> str:
+    return "\n".join(part["text"] for part in parts if part.get("type") == "text")
+
+
+def prepare_message(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate one message's fields; return them encoded for INSERT_MESSAGE."""
+    unknown = set(fields) - MESSAGE_FIELDS
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "is not a message field; known: "
+                                               + ", ".join(sorted(MESSAGE_FIELDS)))
+    role = check_choice("role", fields.get("role"), ROLES)
+    parts = check_parts(fields.get("parts"))
+    content = fields.get("content")
+    if content is None:
+        content = text_of_parts(parts)
+    check_text("content", content)
+    input_tokens, output_tokens, usage = check_usage(fields.get("usage"))
+    summary = fields.get("summary", False)
+    if not isinstance(summary, bool):
+        raise InvalidInput("summary", "must be True or False")
+    return {
+        "role": role,
+        "content": content,
+        "parts": parts,
+        "parts_json": dump_json("parts", parts),
+        "provider": check_text("provider", fields.get("provider"), optional=True,
+                               max_length=MAX_NAME_LENGTH),
+        "model": check_text("model", fields.get("model"), optional=True,
+                            max_length=MAX_NAME_LENGTH),
+        "finish_reason": check_text("finish_reason", fields.get("finish_reason"), optional=True,
+                                    max_length=MAX_NAME_LENGTH),
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "usage": usage,
+        "cost_nanos": encode_cost("cost", fields.get("cost")),
+        "metadata_json": dump_json("metadata", check_object("metadata", fields.get("metadata"))),
+        "summary": summary,
+    }
+
+
+def decode_session(row: tuple) -> Session:
+    return Session(
+        row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]),
+        row[8], row[9], row[10], row[11], row[12], row[13], row[14], row[15] / NANOS,
+        load_time(row[16]), load_time(row[17]), load_time(row[18]), load_time(row[19]),
+        row[20])
+
+
+def decode_message(row: tuple) -> Message:
+    return Message(
+        row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]), row[8],
+        row[9], row[10], row[11], row[12], load_json(row[13]), row[14] / NANOS,
+        json.loads(row[15]), load_time(row[16]))
+
+
+def decode_tool_call(row: tuple) -> ToolCall:
+    return ToolCall(
+        row[0], row[1], row[2], row[3], row[4], load_json(row[5]), load_json(row[6]), row[7],
+        row[8], row[9], row[10], load_time(row[11]), load_time(row[12]), load_time(row[13]),
+        row[14])
+
+
+def decode_attachment(row: tuple) -> Attachment:
+    return Attachment(row[0], row[1], row[2], row[3], row[4], row[5], row[6], load_time(row[7]))
+
+
+def decode_file(row: tuple) -> FileVersion:
+    return FileVersion(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
+                       load_time(row[8]))
+
+
+def encode_cursor(active_at: datetime, session_id: str) -> str:
+    raw = json.dumps([active_at.isoformat(), session_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: object) -> tuple[datetime, str]:
+    try:
+        assert isinstance(cursor, str)
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        active_at, session_id = json.loads(raw)
+        return datetime.fromisoformat(active_at), str(session_id)
+    except Exception:
+        raise InvalidInput("cursor", "is not a cursor returned by list_sessions") from None
+
+
+def check_marks(marks: object) -> tuple[str, str]:
+    if not (isinstance(marks, (tuple, list)) and len(marks) == 2
+            and all(isinstance(m, str) and 0 < len(m) <= 16 for m in marks)):
+        raise InvalidInput("marks", "must be a pair of short strings, e.g. ('[', ']')")
+    for mark in marks:
+        check_text("marks", mark)
+        if any(c in mark for c in '",='):
+            raise InvalidInput("marks", 'must not contain ", comma or =')
+    return marks[0], marks[1]
+
+
+def check_blob(field: str, data: object, limit: int) -> bytes:
+    if isinstance(data, (bytearray, memoryview)):
+        data = bytes(data)
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    if not isinstance(data, bytes):
+        raise InvalidInput(field, f"must be bytes or str, got {type(data).__name__}")
+    if len(data) > limit:
+        raise InvalidInput(field, f"is {len(data)} bytes, over the limit of {limit} bytes "
+                                  "(max_blob_size)")
+    return data

@@ -1,0 +1,255 @@
+"""Every SQL statement of the chat concern, with dialect variants side by side.
+
+Placeholders are ``?`` on both dialects (the PostgreSQL backend rewrites them).
+Column lists are shared with the row decoders in ``store.py``: keep them in step.
+"""
+
+from __future__ import annotations
+
+SESSION_COLUMNS = (
+    "s.id, s.title, s.status, s.provider, s.model, s.system_prompt, s.generation, "
+    "s.metadata, s.parent_id, s.forked_from_id, s.head_id, s.summary_id, s.message_count, "
+    "s.input_tokens, s.output_tokens, s.cost_nanos, s.created_at, s.updated_at, s.active_at, "
+    "s.deleted_at, substr(h.content, 1, 200)"
+)
+MESSAGE_COLUMNS = (
+    "m.id, m.session_id, m.parent_id, m.seq, m.depth, m.role, m.content, m.parts, m.provider, "
+    "m.model, m.finish_reason, m.input_tokens, m.output_tokens, m.usage, m.cost_nanos, "
+    "m.metadata, m.created_at"
+)
+TOOL_CALL_COLUMNS = (
+    "t.id, t.session_id, t.message_id, t.call_id, t.name, t.input, t.output, t.status, "
+    "t.error, t.retry_count, t.result_message_id, t.created_at, t.started_at, t.finished_at, "
+    "t.duration_ms"
+)
+ATTACHMENT_COLUMNS = (
+    "a.id, a.session_id, a.message_id, a.blob_sha256, a.filename, a.media_type, a.size, "
+    "a.created_at"
+)
+FILE_COLUMNS = (
+    "f.id, f.session_id, f.path, f.version, f.blob_sha256, f.size, f.media_type, f.message_id, "
+    "f.created_at"
+)
+
+# --- sessions -------------------------------------------------------------------------
+INSERT_SESSION = (
+    "INSERT INTO sessions (id, title, status, provider, model, system_prompt, generation, "
+    "metadata, parent_id, forked_from_id, created_at, updated_at, active_at) "
+    "VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+# The preview is the head message's text, joined rather than copied so it follows
+# branch switches for free.
+SELECT_SESSION = (
+    f"SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN messages h ON h.id = s.head_id "
+    "WHERE s.id = ?"
+)
+SESSION_EXISTS = "SELECT status FROM sessions WHERE id = ?"
+# Newest activity first; (active_at, id) is the keyset so pages never skip or repeat.
+LIST_SESSIONS = f"SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN messages h ON h.id = s.head_id"
+LIST_SESSIONS_ORDER = " ORDER BY s.active_at DESC, s.id DESC LIMIT ?"
+SET_SESSION_STATUS = (
+    "UPDATE sessions SET status = ?, deleted_at = ?, updated_at = ? WHERE id = ?"
+)
+DELETE_SESSION = "DELETE FROM sessions WHERE id = ?"
+UPDATE_SESSION_HEAD = "UPDATE sessions SET head_id = ?, updated_at = ? WHERE id = ?"
+UPDATE_SESSION_SUMMARY = "UPDATE sessions SET summary_id = ?, updated_at = ? WHERE id = ?"
+# Counters move in the same transaction as the messages they count.
+ADD_TO_SESSION = (
+    "UPDATE sessions SET message_count = message_count + ?, input_tokens = input_tokens + ?, "
+    "output_tokens = output_tokens + ?, cost_nanos = cost_nanos + ?, head_id = ?, "
+    "summary_id = COALESCE(?, summary_id), updated_at = ?, active_at = ? WHERE id = ?"
+)
+RECOUNT_SESSION = (
+    "SELECT count(*), COALESCE(sum(input_tokens), 0), COALESCE(sum(output_tokens), 0), "
+    "COALESCE(sum(cost_nanos), 0) FROM messages WHERE session_id = ?"
+)
+
+# What an append needs to know, read under the lock that serialises appends to a session
+# (SQLite: the BEGIN IMMEDIATE write lock; PostgreSQL: the session row lock).
+SESSION_FOR_APPEND = {
+    "sqlite": (
+        "SELECT s.status, s.head_id, s.message_count, h.depth FROM sessions s "
+        "LEFT JOIN messages h ON h.id = s.head_id WHERE s.id = ?"
+    ),
+    "postgresql": (
+        "SELECT s.status, s.head_id, s.message_count, h.depth FROM sessions s "
+        "LEFT JOIN messages h ON h.id = s.head_id WHERE s.id = ? FOR UPDATE OF s"
+    ),
+}
+
+# --- messages -------------------------------------------------------------------------
+INSERT_MESSAGE = (
+    "INSERT INTO messages (id, session_id, parent_id, seq, depth, role, content, parts, "
+    "provider, model, finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, "
+    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_MESSAGE = f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?"
+MESSAGE_POSITION = "SELECT session_id, depth, seq FROM messages WHERE id = ?"
+
+# A linear session (every message on the head's path) reads its history straight off the
+# (session_id, seq) index; seq = depth + 1 there.
+LINEAR_HISTORY_NEWEST = (
+    f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.session_id = ? AND m.seq >= ? "
+    "AND m.seq <= ? ORDER BY m.seq DESC LIMIT ?"
+)
+LINEAR_HISTORY_OLDEST = (
+    f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.session_id = ? AND m.seq >= ? "
+    "AND m.seq <= ? ORDER BY m.seq LIMIT ?"
+)
+# A branched session walks from a start message up through parent links, stopping at
+# the lower depth bound or after `limit` messages: cost is the window, not the history.
+PATH_WALK = (
+    "WITH RECURSIVE path(id, parent_id, depth, n) AS ("
+    " SELECT id, parent_id, depth, 1 FROM messages WHERE id = ?"
+    " UNION ALL"
+    " SELECT m.id, m.parent_id, m.depth, path.n + 1 FROM messages m"
+    " JOIN path ON m.id = path.parent_id WHERE path.depth > ? AND path.n < ?)"
+)
+PATH_HISTORY_NEWEST = (
+    f"{PATH_WALK} SELECT {MESSAGE_COLUMNS} FROM path JOIN messages m ON m.id = path.id "
+    "WHERE m.depth >= ? ORDER BY m.depth"
+)
+PATH_HISTORY_OLDEST = (
+    f"{PATH_WALK} SELECT {MESSAGE_COLUMNS} FROM path JOIN messages m ON m.id = path.id "
+    "WHERE m.depth >= ? ORDER BY m.depth LIMIT ?"
+)
+# The ancestor of a start message at a given depth (is a message on the active branch?).
+ANCESTOR_AT_DEPTH = (
+    "WITH RECURSIVE path(id, parent_id, depth) AS ("
+    " SELECT id, parent_id, depth FROM messages WHERE id = ?"
+    " UNION ALL"
+    " SELECT m.id, m.parent_id, m.depth FROM messages m JOIN path ON m.id = path.parent_id"
+    " WHERE path.depth > ?)"
+    " SELECT id FROM path WHERE depth = ?"
+)
+# Walk up from the head until the n-th user message: whole turns, so a tool call is never
+# separated from its result.
+LAST_TURNS = (
+    "WITH RECURSIVE path(id, parent_id, users) AS ("
+    " SELECT id, parent_id, CASE WHEN role = 'user' THEN 1 ELSE 0 END FROM messages WHERE id = ?"
+    " UNION ALL"
+    " SELECT m.id, m.parent_id, path.users + CASE WHEN m.role = 'user' THEN 1 ELSE 0 END"
+    " FROM messages m JOIN path ON m.id = path.parent_id WHERE path.users < ?)"
+    f" SELECT {MESSAGE_COLUMNS} FROM path JOIN messages m ON m.id = path.id ORDER BY m.depth"
+)
+# Leaves: messages nothing answers. The parent index makes NOT EXISTS a lookup.
+BRANCH_LEAVES = (
+    f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.session_id = ? AND NOT EXISTS "
+    "(SELECT 1 FROM messages c WHERE c.parent_id = m.id) ORDER BY m.seq"
+)
+
+# --- tool calls -------------------------------------------------------------------------
+INSERT_TOOL_CALL = (
+    "INSERT INTO tool_calls (id, session_id, message_id, call_id, name, input, status, "
+    "retry_count, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)"
+)
+SELECT_TOOL_CALL = f"SELECT {TOOL_CALL_COLUMNS} FROM tool_calls t WHERE t.id = ?"
+# The newest call with the provider's id in the session is the one a result answers.
+TOOL_CALL_BY_CALL_ID = (
+    "SELECT id FROM tool_calls WHERE session_id = ? AND call_id = ? "
+    "ORDER BY created_at DESC, id DESC LIMIT 1"
+)
+START_TOOL_CALL = (
+    "UPDATE tool_calls SET status = 'running', started_at = ?, finished_at = NULL, "
+    "duration_ms = NULL, error = NULL, "
+    "retry_count = retry_count + CASE WHEN status = 'pending' THEN 0 ELSE 1 END WHERE id = ?"
+)
+FINISH_TOOL_CALL = (
+    "UPDATE tool_calls SET status = ?, output = ?, error = ?, finished_at = ?, duration_ms = ?, "
+    "result_message_id = COALESCE(?, result_message_id) WHERE id = ?"
+)
+LIST_TOOL_CALLS = f"SELECT {TOOL_CALL_COLUMNS} FROM tool_calls t"
+LIST_TOOL_CALLS_ORDER = " ORDER BY t.created_at DESC, t.id DESC LIMIT ?"
+
+# --- blobs, attachments, files ------------------------------------------------------------
+INSERT_BLOB = (
+    "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (sha256) DO NOTHING"
+)
+SELECT_BLOB = "SELECT data FROM blobs WHERE sha256 = ?"
+INSERT_ATTACHMENT = (
+    "INSERT INTO attachments (id, session_id, message_id, blob_sha256, filename, media_type, "
+    "size, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_ATTACHMENT = f"SELECT {ATTACHMENT_COLUMNS} FROM attachments a WHERE a.id = ?"
+LIST_ATTACHMENTS = (
+    f"SELECT {ATTACHMENT_COLUMNS} FROM attachments a WHERE a.message_id = ? ORDER BY a.id"
+)
+LATEST_FILE_VERSION = (
+    "SELECT version, blob_sha256 FROM file_versions WHERE session_id = ? AND path = ? "
+    "ORDER BY version DESC LIMIT 1"
+)
+INSERT_FILE_VERSION = (
+    "INSERT INTO file_versions (id, session_id, path, version, blob_sha256, size, media_type, "
+    "message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+SELECT_FILE_VERSION = (
+    f"SELECT {FILE_COLUMNS} FROM file_versions f WHERE f.session_id = ? AND f.path = ? "
+    "AND f.version = ?"
+)
+SELECT_LATEST_FILE = (
+    f"SELECT {FILE_COLUMNS} FROM file_versions f WHERE f.session_id = ? AND f.path = ? "
+    "ORDER BY f.version DESC LIMIT 1"
+)
+LIST_FILE_VERSIONS = (
+    f"SELECT {FILE_COLUMNS} FROM file_versions f WHERE f.session_id = ? AND f.path = ? "
+    "ORDER BY f.version"
+)
+# The newest version of every path of a session.
+LIST_FILES = (
+    f"SELECT {FILE_COLUMNS} FROM file_versions f WHERE f.session_id = ? AND f.version = "
+    "(SELECT max(v.version) FROM file_versions v WHERE v.session_id = f.session_id "
+    "AND v.path = f.path) ORDER BY f.path"
+)
+SESSION_BLOBS = (
+    "SELECT blob_sha256 FROM attachments WHERE session_id = ? "
+    "UNION SELECT blob_sha256 FROM file_versions WHERE session_id = ?"
+)
+# Blobs are shared between sessions; one goes only when nothing refers to it.
+DELETE_UNREFERENCED_BLOB = (
+    "DELETE FROM blobs WHERE sha256 = ? "
+    "AND NOT EXISTS (SELECT 1 FROM attachments WHERE blob_sha256 = ?) "
+    "AND NOT EXISTS (SELECT 1 FROM file_versions WHERE blob_sha256 = ?)"
+)
+
+# --- search -------------------------------------------------------------------------------
+# SQLite feeds FTS5 outside the append transaction: messages above the high-water mark are
+# indexed by the next search (or optimize), so appends stay cheap and a committed message
+# is always findable by the next search.
+SEARCH_BACKLOG = (
+    "SELECT COALESCE((SELECT max(pk) FROM messages), 0), "
+    "COALESCE((SELECT value FROM search_state WHERE name = 'fts'), 0)"
+)
+INDEX_BACKLOG = (
+    "INSERT INTO messages_fts (rowid, content) SELECT pk, content FROM messages "
+    "WHERE pk > ? AND pk <= ?"
+)
+SET_HIGH_WATER = (
+    "INSERT INTO search_state (name, value) VALUES ('fts', ?) "
+    "ON CONFLICT (name) DO UPDATE SET value = excluded.value"
+)
+# External-content FTS5 must be told the old text of rows it indexed before they go.
+UNINDEX_SESSION = (
+    "INSERT INTO messages_fts (messages_fts, rowid, content) SELECT 'delete', pk, content "
+    "FROM messages WHERE session_id = ? AND pk <= "
+    "COALESCE((SELECT value FROM search_state WHERE name = 'fts'), 0)"
+)
+SEARCH = {
+    "sqlite": (
+        f"SELECT {MESSAGE_COLUMNS}, s.title, snippet(messages_fts, 0, ?, ?, '…', 16), "
+        "-bm25(messages_fts) FROM messages_fts JOIN messages m ON m.pk = messages_fts.rowid "
+        "JOIN sessions s ON s.id = m.session_id WHERE messages_fts MATCH ? "
+        "AND s.status <> 'deleted'"
+    ),
+    "postgresql": (
+        "WITH q AS (SELECT {tsquery} AS query) "
+        f"SELECT {MESSAGE_COLUMNS}, s.title, ts_headline('english', m.content, q.query, ?), "
+        "ts_rank_cd(m.search_vector, q.query) FROM q, messages m "
+        "JOIN sessions s ON s.id = m.session_id WHERE m.search_vector @@ q.query "
+        "AND s.status <> 'deleted'"
+    ),
+}
+SEARCH_ORDER = {
+    "sqlite": " ORDER BY bm25(messages_fts), m.pk DESC LIMIT ?",
+    "postgresql": " ORDER BY 20 DESC, m.pk DESC LIMIT ?",
+}

@@ -1,0 +1,884 @@
+"""The chat concern's API: sessions, messages, branches, tool calls, files and search.
+
+Data model. A session owns a tree of messages: every message has a parent (None for
+the first) and the session's ``head_id`` picks the active branch, the path from the
+root to the head. Appending adds a child of the head and moves the head; editing or
+regenerating adds a sibling, so no row is ever copied or rewritten. Counters on the
+session (messages, tokens, cost) change in the same transaction as the messages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from ..backend import Backend, Connection
+from ..codec import (
+    check_choice,
+    check_id,
+    check_limit,
+    check_text,
+    check_time,
+    dump_json,
+    new_id,
+    now,
+)
+from ..config import StoreConfig
+from ..errors import Conflict, InvalidInput, NotFound
+from . import sql
+from .models import (
+    Attachment,
+    Branch,
+    FileVersion,
+    Message,
+    Page,
+    SearchHit,
+    Session,
+    ToolCall,
+)
+from .rules import (
+    MAX_NAME_LENGTH,
+    ROLES,
+    SESSION_STATUSES,
+    TOOL_STATUSES,
+    check_blob,
+    check_marks,
+    check_object,
+    decode_attachment,
+    decode_cursor,
+    decode_file,
+    decode_message,
+    decode_session,
+    decode_tool_call,
+    encode_cursor,
+    prepare_message,
+)
+from .search_syntax import parse_query, to_fts5, to_tsquery_sql
+
+CONCERN = "chat"
+NO_LIMIT = 2**62
+_UNSET: Any = object()
+_HEAD: Any = object()
+
+
+class ChatStore:
+    """Conversations, reached as ``store.chat``. Thread-safe; every write is atomic."""
+
+    def __init__(self, backend: Backend, config: StoreConfig) -> None:
+        self._backend = backend
+        self._config = config
+        self._dialect = backend.dialect
+
+    # --- plumbing --------------------------------------------------------------------
+    def _read(self):
+        return self._backend.read(CONCERN)
+
+    def _write(self):
+        return self._backend.write(CONCERN)
+
+    def _time(self, value: datetime) -> Any:
+        """A time as the dialect stores it: ISO text on SQLite, a datetime on PostgreSQL."""
+        return value.isoformat() if self._dialect == "sqlite" else value
+
+    def transaction(self):
+        """Group chat calls atomically: ``with store.chat.transaction(): ...``.
+
+        Nested blocks are savepoints; an exception rolls back exactly its block.
+        """
+        return self._backend.write(CONCERN)
+
+    def _live_session(self, conn: Connection, session_id: str) -> str:
+        row = conn.one(sql.SESSION_EXISTS, (session_id,))
+        if row is None or row[0] == "deleted":
+            raise NotFound(f"no session {session_id!r}")
+        return row[0]
+
+    def _message_position(self, conn: Connection, field: str, message_id: str,
+                          session_id: str | None = None) -> tuple[str, int, int]:
+        row = conn.one(sql.MESSAGE_POSITION, (message_id,))
+        if row is None:
+            raise NotFound(f"no message {message_id!r}")
+        if session_id is not None and row[0] != session_id:
+            raise InvalidInput(field, f"message {message_id!r} belongs to another session")
+        return row
+
+    # --- sessions ----------------------------------------------------------------------
+    def create_session(self, *, title: str | None = None, provider: str | None = None,
+                       model: str | None = None, system_prompt: str | None = None,
+                       generation: Mapping[str, Any] | None = None,
+                       metadata: Mapping[str, Any] | None = None,
+                       parent_id: str | None = None) -> Session:
+        """Create a session (commits). ``parent_id`` makes it a sub-agent session.
+
+        Raises:
+            InvalidInput: a field is malformed.
+            NotFound: ``parent_id`` names no live session.
+        """
+        values = self._session_fields(title=title, provider=provider, model=model,
+                                      system_prompt=system_prompt, generation=generation,
+                                      metadata=metadata)
+        check_id("parent_id", parent_id, optional=True)
+        with self._write() as conn:
+            return self._insert_session(conn, values, parent_id, None)
+
+    def _insert_session(self, conn: Connection, values: dict[str, Any], parent_id: str | None,
+                        forked_from_id: str | None) -> Session:
+        if parent_id is not None:
+            self._live_session(conn, parent_id)
+        session_id, created = new_id(), now()
+        stamp = self._time(created)
+        conn.run(sql.INSERT_SESSION, (
+            session_id, values["title"], values["provider"], values["model"],
+            values["system_prompt"], values["generation"], values["metadata"], parent_id,
+            forked_from_id, stamp, stamp, stamp))
+        return self._get_session(conn, session_id)
+
+    @staticmethod
+    def _session_fields(**fields: Any) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name in ("title", "provider", "model", "system_prompt"):
+            if name in fields and fields[name] is not _UNSET:
+                limit = MAX_NAME_LENGTH if name in ("provider", "model") else 100_000
+                if name == "system_prompt":
+                    limit = 10_000_000
+                values[name] = check_text(name, fields[name], optional=True, max_length=limit)
+        for name in ("generation", "metadata"):
+            if name in fields and fields[name] is not _UNSET:
+                values[name] = dump_json(name, check_object(name, fields[name]))
+        return values
+
+    def _get_session(self, conn: Connection, session_id: str,
+                     include_deleted: bool = False) -> Session:
+        row = conn.one(sql.SELECT_SESSION, (session_id,))
+        if row is None or (row[2] == "deleted" and not include_deleted):
+            raise NotFound(f"no session {session_id!r}")
+        return decode_session(row)
+
+    def get_session(self, session_id: str, *, include_deleted: bool = False) -> Session:
+        """The session with its counters and head preview (read-only).
+
+        Raises:
+            NotFound: no such session (or it is soft-deleted and ``include_deleted`` is False).
+        """
+        check_id("session_id", session_id)
+        with self._read() as conn:
+            return self._get_session(conn, session_id, include_deleted)
+
+    def update_session(self, session_id: str, *, title: Any = _UNSET, provider: Any = _UNSET,
+                       model: Any = _UNSET, system_prompt: Any = _UNSET,
+                       generation: Any = _UNSET, metadata: Any = _UNSET) -> Session:
+        """Change the given fields (commits); omitted fields keep their value."""
+        check_id("session_id", session_id)
+        values = self._session_fields(title=title, provider=provider, model=model,
+                                      system_prompt=system_prompt, generation=generation,
+                                      metadata=metadata)
+        with self._write() as conn:
+            self._live_session(conn, session_id)
+            if values:
+                # Column names come from the fixed list in _session_fields, never from input.
+                assignments = ", ".join(f"{name} = ?" for name in values)
+                conn.run(f"UPDATE sessions SET {assignments}, updated_at = ? WHERE id = ?",
+                         (*values.values(), self._time(now()), session_id))
+            return self._get_session(conn, session_id)
+
+    def list_sessions(self, *, status: str | None = None, provider: str | None = None,
+                      model: str | None = None, parent_id: str | None = None,
+                      title: str | None = None, since: datetime | None = None,
+                      until: datetime | None = None, limit: int = 50,
+                      cursor: str | None = None) -> Page[Session]:
+        """Sessions, newest activity first, one page at a time (read-only).
+
+        Args:
+            status: ``active``, ``archived`` or ``deleted``; default: all but deleted.
+            title: case-insensitive substring of the title.
+            since, until: bounds on the last activity time (``since`` inclusive).
+            cursor: ``next_cursor`` of the previous page.
+        """
+        clauses, params = [], []
+        if status is None:
+            clauses.append("s.status <> 'deleted'")
+        else:
+            clauses.append("s.status = ?")
+            params.append(check_choice("status", status, SESSION_STATUSES))
+        for column, value in (("provider", provider), ("model", model),
+                              ("parent_id", parent_id)):
+            if value is not None:
+                clauses.append(f"s.{column} = ?")
+                params.append(check_text(column, value))
+        if title is not None:
+            escaped = check_text("title", title).lower().replace("\\", "\\\\")
+            escaped = escaped.replace("%", "\\%").replace("_", "\\_")
+            clauses.append("lower(s.title) LIKE ? ESCAPE '\\'")
+            params.append(f"%{escaped}%")
+        if since is not None:
+            clauses.append("s.active_at >= ?")
+            params.append(self._time(check_time("since", since)))
+        if until is not None:
+            clauses.append("s.active_at < ?")
+            params.append(self._time(check_time("until", until)))
+        if cursor is not None:
+            active_at, last_id = decode_cursor(cursor)
+            clauses.append("(s.active_at < ? OR (s.active_at = ? AND s.id < ?))")
+            stamp = self._time(active_at)
+            params += [stamp, stamp, last_id]
+        limit = check_limit("limit", limit, optional=False, maximum=10_000)
+        query = sql.LIST_SESSIONS + " WHERE " + " AND ".join(clauses) + sql.LIST_SESSIONS_ORDER
+        with self._read() as conn:
+            rows = conn.all(query, (*params, limit + 1))
+        items = [decode_session(row) for row in rows[:limit]]
+        next_cursor = None
+        if len(rows) > limit:
+            next_cursor = encode_cursor(items[-1].active_at, items[-1].id)
+        return Page(items, next_cursor)
+
+    def _set_status(self, session_id: str, status: str, *, allowed_from: tuple[str, ...]
+                    ) -> Session:
+        check_id("session_id", session_id)
+        with self._write() as conn:
+            row = conn.one(sql.SESSION_EXISTS, (session_id,))
+            if row is None:
+                raise NotFound(f"no session {session_id!r}")
+            if row[0] not in allowed_from:
+                raise Conflict(f"session {session_id!r} is {row[0]}; cannot make it {status}")
+            stamp = now()
+            conn.run(sql.SET_SESSION_STATUS, (
+                status, self._time(stamp) if status == "deleted" else None, self._time(stamp),
+                session_id))
+            return self._get_session(conn, session_id, include_deleted=True)
+
+    def archive_session(self, session_id: str) -> Session:
+        """Mark an active session archived (commits); it stays listed with status=archived."""
+        return self._set_status(session_id, "archived", allowed_from=("active", "archived"))
+
+    def delete_session(self, session_id: str) -> Session:
+        """Soft-delete (commits): hidden from reads and search until restored or purged."""
+        return self._set_status(session_id, "deleted",
+                                allowed_from=("active", "archived", "deleted"))
+
+    def restore_session(self, session_id: str) -> Session:
+        """Make an archived or soft-deleted session active again (commits)."""
+        return self._set_status(session_id, "active",
+                                allowed_from=("active", "archived", "deleted"))
+
+    def purge_session(self, session_id: str) -> None:
+        """Delete a session and everything it owns for good (commits).
+
+        Blobs that no other session refers to go too; sub-agent sessions stay, with
+        their ``parent_id`` cleared.
+        """
+        check_id("session_id", session_id)
+        with self._write() as conn:
+            if conn.one(sql.SESSION_EXISTS, (session_id,)) is None:
+                raise NotFound(f"no session {session_id!r}")
+            blobs = [row[0] for row in conn.all(sql.SESSION_BLOBS, (session_id, session_id))]
+            if self._dialect == "sqlite":
+                conn.run(sql.UNINDEX_SESSION, (session_id,))
+            conn.run(sql.DELETE_SESSION, (session_id,))
+            for sha in blobs:
+                conn.run(sql.DELETE_UNREFERENCED_BLOB, (sha, sha, sha))
+
+    # --- messages ----------------------------------------------------------------------
+    def append(self, session_id: str, role: str, content: str | None = None, *,
+               parts: list[dict[str, Any]] | None = None, parent_id: str | None = _HEAD,
+               provider: str | None = None, model: str | None = None,
+               finish_reason: str | None = None, usage: Mapping[str, Any] | None = None,
+               cost: float | None = None, metadata: Mapping[str, Any] | None = None,
+               summary: bool = False) -> Message:
+        """Append a message to the active branch and make it the head (commits).
+
+        Args:
+            role: ``system``, ``user``, ``assistant`` or ``tool``.
+            content: the text that search indexes; default: the text parts joined.
+            parts: typed parts. ``{"type": "tool_call", "id", "name", "arguments"}`` records
+                a pending tool call; ``{"type": "tool_result", "call_id", "output",
+                "is_error"}`` finishes the newest call with that id.
+            parent_id: answer this message instead of the head: a new branch (regenerate).
+                ``None`` starts a new root.
+            usage: ``{"input_tokens": int, "output_tokens": int, ...}``, added to the
+                session's counters.
+            cost: US dollars, added to the session's cost.
+            summary: mark this message as the session's summary (compaction point).
+
+        Raises:
+            InvalidInput: a field is malformed, or the parent is in another session.
+            NotFound: no live session, or no such parent.
+        """
+        fields = {"role": role, "content": content, "parts": parts, "provider": provider,
+                  "model": model, "finish_reason": finish_reason, "usage": usage,
+                  "cost": cost, "metadata": metadata, "summary": summary}
+        if parent_id is not _HEAD:
+            fields["parent_id"] = parent_id
+        return self.append_many(session_id, [fields])[0]
+
+    def append_many(self, session_id: str, messages: Iterable[Mapping[str, Any]]
+                    ) -> list[Message]:
+        """Append several messages in one transaction, each answering the one before.
+
+        Each item takes the keyword arguments of :meth:`append` (``role`` required). A
+        ``parent_id`` in the first item places the chain; later items may not set one.
+        Nothing is written if any item is invalid.
+        """
+        check_id("session_id", session_id)
+        if isinstance(messages, (str, bytes, Mapping)):
+            raise InvalidInput("messages", "must be a list of message dicts")
+        prepared = []
+        for index, fields in enumerate(messages):
+            if not isinstance(fields, Mapping):
+                raise InvalidInput(f"messages[{index}]", "must be a dict of message fields")
+            if index and "parent_id" in fields:
+                raise InvalidInput(f"messages[{index}].parent_id",
+                                   "only the first message of a batch may set parent_id")
+            try:
+                prepared.append(prepare_message(fields))
+            except InvalidInput as exc:
+                if index or len(prepared) or not isinstance(messages, list) or len(messages) > 1:
+                    raise InvalidInput(f"messages[{index}].{exc.field}", exc.problem) from None
+                raise
+        if not prepared:
+            return []
+        first = messages[0] if isinstance(messages, list) else None  # type: ignore[index]
+        parent_id = _HEAD
+        if first is not None and "parent_id" in first:
+            parent_id = check_id("parent_id", first["parent_id"], optional=True)
+        with self._write() as conn:
+            return self._append_rows(conn, session_id, prepared, parent_id)
+
+    def _append_rows(self, conn: Connection, session_id: str, prepared: list[dict[str, Any]],
+                     parent_id: Any, created_at: list[datetime] | None = None) -> list[Message]:
+        row = conn.one(sql.SESSION_FOR_APPEND[self._dialect], (session_id,))
+        if row is None or row[0] == "deleted":
+            raise NotFound(f"no session {session_id!r}")
+        _, head_id, count, head_depth = row
+        if parent_id is _HEAD:
+            parent, depth = head_id, (-1 if head_depth is None else head_depth)
+        elif parent_id is None:
+            parent, depth = None, -1
+        else:
+            _, depth, _ = self._message_position(conn, "parent_id", parent_id, session_id)
+            parent = parent_id
+        stamp = now()
+        messages, rows = [], []
+        summary_id = None
+        totals = [0, 0, 0]
+        for index, item in enumerate(prepared):
+            message_id = new_id()
+            depth += 1
+            count += 1
+            created = created_at[index] if created_at else stamp
+            rows.append((
+                message_id, session_id, parent, count, depth, item["role"], item["content"],
+                item["parts_json"], item["provider"], item["model"], item["finish_reason"],
+                item["input_tokens"], item["output_tokens"], item["usage"], item["cost_nanos"],
+                item["metadata_json"], self._time(created)))
+            messages.append(Message(
+                message_id, session_id, parent, count, depth, item["role"], item["content"],
+                item["parts"], item["provider"], item["model"], item["finish_reason"],
+                item["input_tokens"], item["output_tokens"],
+                None if item["usage"] is None else json.loads(item["usage"]),
+                item["cost_nanos"] / 1e9, json.loads(item["metadata_json"]), created))
+            totals[0] += item["input_tokens"]
+            totals[1] += item["output_tokens"]
+            totals[2] += item["cost_nanos"]
+            if item["summary"]:
+                summary_id = message_id
+            parent = message_id
+        if len(rows) == 1:
+            conn.run(sql.INSERT_MESSAGE, rows[0])
+        else:
+            conn.many(sql.INSERT_MESSAGE, rows)
+        conn.run(sql.ADD_TO_SESSION, (
+            len(rows), totals[0], totals[1], totals[2], parent, summary_id,
+            self._time(stamp), self._time(stamp), session_id))
+        for message in messages:
+            if message.parts:
+                self._record_parts(conn, message, stamp)
+        return messages
+
+    def _record_parts(self, conn: Connection, message: Message, stamp: datetime) -> None:
+        for part in message.parts:
+            kind = part.get("type")
+            if kind == "tool_call":
+                arguments = part.get("arguments", part.get("input", {}))
+                conn.run(sql.INSERT_TOOL_CALL, (
+                    new_id(), message.session_id, message.id, part.get("id"), part["name"],
+                    dump_json("parts.arguments", arguments), self._time(stamp)))
+            elif kind == "tool_result":
+                row = conn.one(sql.TOOL_CALL_BY_CALL_ID, (message.session_id, part["call_id"]))
+                if row is not None:
+                    output = part.get("output", part.get("content"))
+                    failed = bool(part.get("is_error"))
+                    self._finish(conn, row[0], "failed" if failed else "succeeded",
+                                 output, str(output) if failed else None, message.id, stamp)
+
+    def get_message(self, message_id: str) -> Message:
+        """One message by id (read-only). Raises NotFound."""
+        check_id("message_id", message_id)
+        with self._read() as conn:
+            row = conn.one(sql.SELECT_MESSAGE, (message_id,))
+            if row is None:
+                raise NotFound(f"no message {message_id!r}")
+            self._live_session(conn, row[1])
+        return decode_message(row)
+
+    def history(self, session_id: str, *, last: int | None = None, first: int | None = None,
+                before: str | None = None, after: str | None = None,
+                since_summary: bool = False) -> list[Message]:
+        """Messages of the active branch, oldest first (read-only).
+
+        Args:
+            last: at most this many, the newest of the range.
+            first: at most this many, the oldest of the range (page forward with ``after``).
+            before, after: message ids on the active branch bounding the range (exclusive).
+            since_summary: start at the session's summary message (compaction).
+
+        Raises:
+            InvalidInput: both ``first`` and ``last``, or a cursor not on the active branch.
+            NotFound: no live session.
+        """
+        check_id("session_id", session_id)
+        check_limit("last", last)
+        check_limit("first", first)
+        if first is not None and last is not None:
+            raise InvalidInput("first", "give first or last, not both")
+        check_id("before", before, optional=True)
+        check_id("after", after, optional=True)
+        with self._read() as conn:
+            row = conn.one(sql.SESSION_FOR_APPEND["sqlite"], (session_id,))
+            if row is None or row[0] == "deleted":
+                raise NotFound(f"no session {session_id!r}")
+            _, head_id, count, head_depth = row
+            if head_id is None:
+                return []
+            low, high = 0, head_depth
+            start = head_id
+            session = None
+            if since_summary:
+                session = self._get_session(conn, session_id)
+                if session.summary_id and self._on_branch(conn, head_id, session.summary_id):
+                    low = self._message_position(conn, "summary", session.summary_id)[1]
+            if after is not None:
+                low = max(low, self._cursor_depth(conn, "after", after, session_id, head_id) + 1)
+            if before is not None:
+                high = self._cursor_depth(conn, "before", before, session_id, head_id) - 1
+                start = conn.one(sql.SELECT_MESSAGE, (before,))[2]
+            if high < low or start is None:
+                return []
+            if head_depth + 1 == count:  # linear: every message is on the branch
+                if first is not None:
+                    rows = conn.all(sql.LINEAR_HISTORY_OLDEST,
+                                    (session_id, low + 1, high + 1, first))
+                else:
+                    rows = conn.all(sql.LINEAR_HISTORY_NEWEST,
+                                    (session_id, low + 1, high + 1, last or NO_LIMIT))
+                    rows.reverse()
+            elif first is not None:
+                rows = conn.all(sql.PATH_HISTORY_OLDEST, (start, low, NO_LIMIT, low, first))
+            else:
+                rows = conn.all(sql.PATH_HISTORY_NEWEST, (start, low, last or NO_LIMIT, low))
+        return [decode_message(r) for r in rows]
+
+    def _on_branch(self, conn: Connection, head_id: str, message_id: str) -> bool:
+        _, depth, _ = self._message_position(conn, "message_id", message_id)
+        row = conn.one(sql.ANCESTOR_AT_DEPTH, (head_id, depth, depth))
+        return row is not None and row[0] == message_id
+
+    def _cursor_depth(self, conn: Connection, field: str, message_id: str, session_id: str,
+                      head_id: str) -> int:
+        _, depth, _ = self._message_position(conn, field, message_id, session_id)
+        if not self._on_branch(conn, head_id, message_id):
+            raise InvalidInput(field, f"message {message_id!r} is not on the active branch")
+        return depth
+
+    def last_turns(self, session_id: str, turns: int) -> list[Message]:
+        """The last ``turns`` turns of the active branch, oldest first (read-only).
+
+        A turn starts at a user message, so an assistant's tool call and the tool's
+        result are never separated. With fewer turns stored, the whole branch.
+        """
+        check_id("session_id", session_id)
+        check_limit("turns", turns, optional=False)
+        with self._read() as conn:
+            head_id = self._get_session(conn, session_id).head_id
+            if head_id is None:
+                return []
+            rows = conn.all(sql.LAST_TURNS, (head_id, turns))
+        return [decode_message(r) for r in rows]
+
+    def set_summary(self, session_id: str, message_id: str | None) -> Session:
+        """Mark ``message_id`` as the summary that history(since_summary=True) starts at."""
+        check_id("session_id", session_id)
+        check_id("message_id", message_id, optional=True)
+        with self._write() as conn:
+            self._live_session(conn, session_id)
+            if message_id is not None:
+                self._message_position(conn, "message_id", message_id, session_id)
+            conn.run(sql.UPDATE_SESSION_SUMMARY, (message_id, self._time(now()), session_id))
+            return self._get_session(conn, session_id)
+
+    # --- branches ------------------------------------------------------------------------
+    def edit(self, message_id: str, *, content: str | None = None,
+             parts: list[dict[str, Any]] | None = None,
+             metadata: Mapping[str, Any] | None = None) -> Message:
+        """Add an edited copy of a message as its sibling and make it the head (commits).
+
+        The original stays on its own branch; fields not given are taken from it.
+        """
+        check_id("message_id", message_id)
+        with self._write() as conn:
+            row = conn.one(sql.SELECT_MESSAGE, (message_id,))
+            if row is None:
+                raise NotFound(f"no message {message_id!r}")
+            original = decode_message(row)
+            fields = {
+                "role": original.role,
+                "content": content if content is not None or parts is not None
+                else original.content,
+                "parts": original.parts if parts is None else parts,
+                "provider": original.provider, "model": original.model,
+                "metadata": original.metadata if metadata is None else metadata,
+            }
+            prepared = prepare_message(fields)
+            return self._append_rows(conn, original.session_id, [prepared],
+                                     original.parent_id)[0]
+
+    def branches(self, session_id: str) -> list[Branch]:
+        """Every branch of the session as its leaf message, oldest first (read-only)."""
+        check_id("session_id", session_id)
+        with self._read() as conn:
+            head_id = self._get_session(conn, session_id).head_id
+            rows = conn.all(sql.BRANCH_LEAVES, (session_id,))
+        return [Branch(decode_message(r), r[0] == head_id) for r in rows]
+
+    def switch_branch(self, session_id: str, message_id: str) -> Session:
+        """Make ``message_id`` the head: history then ends there (commits)."""
+        check_id("session_id", session_id)
+        check_id("message_id", message_id)
+        with self._write() as conn:
+            self._live_session(conn, session_id)
+            self._message_position(conn, "message_id", message_id, session_id)
+            conn.run(sql.UPDATE_SESSION_HEAD, (message_id, self._time(now()), session_id))
+            return self._get_session(conn, session_id)
+
+    def fork(self, session_id: str, message_id: str | None = None, *,
+             title: str | None = None) -> Session:
+        """A new session holding the branch from the root to ``message_id`` (default: head).
+
+        Messages are copied with new ids and their original times; tool calls named in
+        their parts are recorded again. The new session's ``forked_from_id`` is
+        ``message_id``.
+        """
+        check_id("session_id", session_id)
+        check_id("message_id", message_id, optional=True)
+        check_text("title", title, optional=True)
+        with self._write() as conn:
+            source = self._get_session(conn, session_id)
+            at = message_id or source.head_id
+            values = {
+                "title": title if title is not None else source.title,
+                "provider": source.provider, "model": source.model,
+                "system_prompt": source.system_prompt,
+                "generation": dump_json("generation", source.generation),
+                "metadata": dump_json("metadata", source.metadata),
+            }
+            if at is not None:
+                _, depth, _ = self._message_position(conn, "message_id", at, session_id)
+            forked = self._insert_session(conn, values, source.parent_id, at)
+            if at is None:
+                return forked
+            rows = conn.all(sql.PATH_HISTORY_NEWEST, (at, 0, NO_LIMIT, 0))
+            path = [decode_message(r) for r in rows]
+            prepared = [prepare_message({
+                "role": m.role, "content": m.content, "parts": m.parts, "provider": m.provider,
+                "model": m.model, "finish_reason": m.finish_reason, "usage": m.usage,
+                "cost": m.cost, "metadata": m.metadata,
+                "summary": m.id == source.summary_id}) for m in path]
+            self._append_rows(conn, forked.id, prepared, None, [m.created_at for m in path])
+            return self._get_session(conn, forked.id)
+
+    # --- tool calls ----------------------------------------------------------------------
+    def record_tool_call(self, message_id: str, name: str, input: Any = None, *,
+                         call_id: str | None = None) -> ToolCall:
+        """Record a pending tool call asked for by ``message_id`` (commits).
+
+        Appending a message with ``tool_call`` parts does this for you.
+        """
+        check_id("message_id", message_id)
+        check_text("name", name, max_length=MAX_NAME_LENGTH)
+        if not name:
+            raise InvalidInput("name", "must not be empty")
+        check_id("call_id", call_id, optional=True)
+        encoded = dump_json("input", {} if input is None else input)
+        with self._write() as conn:
+            session_id, _, _ = self._message_position(conn, "message_id", message_id)
+            self._live_session(conn, session_id)
+            tool_call_id = new_id()
+            conn.run(sql.INSERT_TOOL_CALL, (tool_call_id, session_id, message_id, call_id, name,
+                                            encoded, self._time(now())))
+            return decode_tool_call(conn.one(sql.SELECT_TOOL_CALL, (tool_call_id,)))
+
+    def _tool_call(self, conn: Connection, tool_call_id: str) -> ToolCall:
+        row = conn.one(sql.SELECT_TOOL_CALL, (tool_call_id,))
+        if row is None:
+            raise NotFound(f"no tool call {tool_call_id!r}")
+        return decode_tool_call(row)
+
+    def get_tool_call(self, tool_call_id: str) -> ToolCall:
+        """One tool call by id (read-only). Raises NotFound."""
+        check_id("tool_call_id", tool_call_id)
+        with self._read() as conn:
+            return self._tool_call(conn, tool_call_id)
+
+    def start_tool_call(self, tool_call_id: str) -> ToolCall:
+        """Mark a call running (commits). Starting a failed call again counts a retry.
+
+        Raises:
+            Conflict: the call is running, succeeded or cancelled.
+        """
+        check_id("tool_call_id", tool_call_id)
+        with self._write() as conn:
+            call = self._tool_call(conn, tool_call_id)
+            if call.status not in ("pending", "failed"):
+                raise Conflict(f"tool call {tool_call_id!r} is {call.status}; only pending or "
+                               "failed calls can start")
+            conn.run(sql.START_TOOL_CALL, (self._time(now()), tool_call_id))
+            return self._tool_call(conn, tool_call_id)
+
+    def finish_tool_call(self, tool_call_id: str, *, output: Any = None, error: str | None = None,
+                         cancelled: bool = False, result_message_id: str | None = None
+                         ) -> ToolCall:
+        """Finish a call (commits): succeeded with ``output``, failed with ``error``, or
+        cancelled. The duration runs from start (or creation) to now."""
+        check_id("tool_call_id", tool_call_id)
+        check_text("error", error, optional=True)
+        check_id("result_message_id", result_message_id, optional=True)
+        status = "cancelled" if cancelled else "failed" if error is not None else "succeeded"
+        with self._write() as conn:
+            call = self._tool_call(conn, tool_call_id)
+            if call.status in ("succeeded", "cancelled"):
+                raise Conflict(f"tool call {tool_call_id!r} is already {call.status}")
+            if result_message_id is not None:
+                self._message_position(conn, "result_message_id", result_message_id,
+                                       call.session_id)
+            self._finish(conn, tool_call_id, status, output, error, result_message_id, now(),
+                         call)
+            return self._tool_call(conn, tool_call_id)
+
+    def _finish(self, conn: Connection, tool_call_id: str, status: str, output: Any,
+                error: str | None, result_message_id: str | None, stamp: datetime,
+                call: ToolCall | None = None) -> None:
+        call = call or self._tool_call(conn, tool_call_id)
+        began = call.started_at or call.created_at
+        duration = max(0, round((stamp - began).total_seconds() * 1000))
+        encoded = None if output is None else dump_json("output", output)
+        conn.run(sql.FINISH_TOOL_CALL, (status, encoded, error, self._time(stamp), duration,
+                                        result_message_id, tool_call_id))
+
+    def tool_calls(self, session_id: str | None = None, *, name: str | None = None,
+                   status: str | None = None, message_id: str | None = None,
+                   limit: int = 100) -> list[ToolCall]:
+        """Tool calls, newest first, filtered by session, tool name, status or message."""
+        clauses, params = [], []
+        for column, value in (("session_id", session_id), ("name", name),
+                              ("message_id", message_id)):
+            if value is not None:
+                check_text(column, value)
+                clauses.append(f"t.{column} = ?")
+                params.append(value)
+        if status is not None:
+            clauses.append("t.status = ?")
+            params.append(check_choice("status", status, TOOL_STATUSES))
+        limit = check_limit("limit", limit, optional=False, maximum=100_000)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        with self._read() as conn:
+            rows = conn.all(sql.LIST_TOOL_CALLS + where + sql.LIST_TOOL_CALLS_ORDER,
+                            (*params, limit))
+        return [decode_tool_call(r) for r in rows]
+
+    # --- attachments and files --------------------------------------------------------------
+    def _store_blob(self, conn: Connection, data: bytes, stamp: datetime) -> str:
+        sha = hashlib.sha256(data).hexdigest()
+        conn.run(sql.INSERT_BLOB, (sha, len(data), data, self._time(stamp)))
+        return sha
+
+    def _read_blob(self, conn: Connection, sha: str) -> bytes:
+        row = conn.one(sql.SELECT_BLOB, (sha,))
+        if row is None:  # pragma: no cover - foreign keys prevent it
+            raise NotFound(f"blob {sha} is missing")
+        return bytes(row[0])
+
+    def attach(self, message_id: str, data: bytes | str, *, filename: str,
+               media_type: str = "application/octet-stream") -> Attachment:
+        """Attach content to a message (commits). Identical content is stored once."""
+        check_id("message_id", message_id)
+        data = check_blob("data", data, self._config.max_blob_size)
+        check_text("filename", filename, max_length=4096)
+        check_text("media_type", media_type, max_length=255)
+        if not filename:
+            raise InvalidInput("filename", "must not be empty")
+        with self._write() as conn:
+            session_id, _, _ = self._message_position(conn, "message_id", message_id)
+            self._live_session(conn, session_id)
+            stamp = now()
+            sha = self._store_blob(conn, data, stamp)
+            attachment_id = new_id()
+            conn.run(sql.INSERT_ATTACHMENT, (attachment_id, session_id, message_id, sha,
+                                             filename, media_type, len(data), self._time(stamp)))
+            return decode_attachment(conn.one(sql.SELECT_ATTACHMENT, (attachment_id,)))
+
+    def attachments(self, message_id: str) -> list[Attachment]:
+        """The attachments of a message (read-only)."""
+        check_id("message_id", message_id)
+        with self._read() as conn:
+            return [decode_attachment(r) for r in conn.all(sql.LIST_ATTACHMENTS, (message_id,))]
+
+    def read_attachment(self, attachment_id: str) -> bytes:
+        """An attachment's content (read-only). Raises NotFound."""
+        check_id("attachment_id", attachment_id)
+        with self._read() as conn:
+            row = conn.one(sql.SELECT_ATTACHMENT, (attachment_id,))
+            if row is None:
+                raise NotFound(f"no attachment {attachment_id!r}")
+            return self._read_blob(conn, row[3])
+
+    def save_file(self, session_id: str, path: str, data: bytes | str, *,
+                  message_id: str | None = None, media_type: str | None = None) -> FileVersion:
+        """Save a new version of a session's file (commits).
+
+        Saving content identical to the latest version returns that version unchanged.
+        """
+        check_id("session_id", session_id)
+        check_text("path", path, max_length=4096)
+        if not path:
+            raise InvalidInput("path", "must not be empty")
+        data = check_blob("data", data, self._config.max_blob_size)
+        check_id("message_id", message_id, optional=True)
+        check_text("media_type", media_type, optional=True, max_length=255)
+        with self._write() as conn:
+            self._live_session(conn, session_id)
+            if message_id is not None:
+                self._message_position(conn, "message_id", message_id, session_id)
+            sha = hashlib.sha256(data).hexdigest()
+            latest = conn.one(sql.LATEST_FILE_VERSION, (session_id, path))
+            if latest is not None and latest[1] == sha:
+                return decode_file(conn.one(sql.SELECT_FILE_VERSION,
+                                            (session_id, path, latest[0])))
+            stamp = now()
+            self._store_blob(conn, data, stamp)
+            version = 1 if latest is None else latest[0] + 1
+            conn.run(sql.INSERT_FILE_VERSION, (new_id(), session_id, path, version, sha,
+                                               len(data), media_type, message_id,
+                                               self._time(stamp)))
+            return decode_file(conn.one(sql.SELECT_FILE_VERSION, (session_id, path, version)))
+
+    def files(self, session_id: str) -> list[FileVersion]:
+        """The latest version of every file of a session, by path (read-only)."""
+        check_id("session_id", session_id)
+        with self._read() as conn:
+            self._live_session(conn, session_id)
+            return [decode_file(r) for r in conn.all(sql.LIST_FILES, (session_id,))]
+
+    def file_versions(self, session_id: str, path: str) -> list[FileVersion]:
+        """Every version of one file, oldest first (read-only)."""
+        check_id("session_id", session_id)
+        check_text("path", path)
+        with self._read() as conn:
+            self._live_session(conn, session_id)
+            return [decode_file(r) for r in conn.all(sql.LIST_FILE_VERSIONS, (session_id, path))]
+
+    def read_file(self, session_id: str, path: str, version: int | None = None) -> bytes:
+        """A file's content at ``version`` (default: latest). Raises NotFound."""
+        check_id("session_id", session_id)
+        check_text("path", path)
+        check_limit("version", version, maximum=2**62)
+        with self._read() as conn:
+            self._live_session(conn, session_id)
+            if version is None:
+                row = conn.one(sql.SELECT_LATEST_FILE, (session_id, path))
+            else:
+                row = conn.one(sql.SELECT_FILE_VERSION, (session_id, path, version))
+            if row is None:
+                raise NotFound(f"session {session_id!r} has no file {path!r}"
+                               + (f" at version {version}" if version else ""))
+            return self._read_blob(conn, row[4])
+
+    # --- search ----------------------------------------------------------------------------
+    def catch_up_index(self) -> int:
+        """Index messages appended since the last search (SQLite); returns how many."""
+        if self._dialect != "sqlite":
+            return 0
+        with self._read() as conn:
+            newest, indexed = conn.one(sql.SEARCH_BACKLOG)
+        if newest <= indexed:
+            return 0
+        with self._write() as conn:
+            newest, indexed = conn.one(sql.SEARCH_BACKLOG)
+            if newest > indexed:
+                conn.run(sql.INDEX_BACKLOG, (indexed, newest))
+                conn.run(sql.SET_HIGH_WATER, (newest,))
+            return max(0, newest - indexed)
+
+    def search(self, query: str, *, session_id: str | None = None, role: str | None = None,
+               since: datetime | None = None, until: datetime | None = None, limit: int = 20,
+               marks: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
+        """Full-text search over message content, best hits first (read-only).
+
+        Syntax, the same on both backends: words (all must match), ``"a phrase"``,
+        ``OR`` between words, ``-word`` to exclude, ``prefix*``. Snippets wrap matches in
+        ``marks``. Soft-deleted sessions are left out.
+
+        Raises:
+            InvalidInput: the query is empty or malformed (the message explains the syntax).
+        """
+        parsed = parse_query(query)
+        start, stop = check_marks(marks)
+        limit = check_limit("limit", limit, optional=False, maximum=10_000)
+        clauses, params = [], []
+        if session_id is not None:
+            clauses.append("m.session_id = ?")
+            params.append(check_id("session_id", session_id))
+        if role is not None:
+            clauses.append("m.role = ?")
+            params.append(check_choice("role", role, ROLES))
+        if since is not None:
+            clauses.append("m.created_at >= ?")
+            params.append(self._time(check_time("since", since)))
+        if until is not None:
+            clauses.append("m.created_at < ?")
+            params.append(self._time(check_time("until", until)))
+        where = "".join(f" AND {clause}" for clause in clauses)
+        if self._dialect == "sqlite":
+            self.catch_up_index()
+            statement = sql.SEARCH["sqlite"] + where + sql.SEARCH_ORDER["sqlite"]
+            arguments = (start, stop, to_fts5(parsed), *params, limit)
+        else:
+            expression, query_params = to_tsquery_sql(parsed)
+            options = (f'StartSel="{start}", StopSel="{stop}", MaxWords=24, MinWords=8, '
+                       'MaxFragments=2, FragmentDelimiter=" … "')
+            statement = (sql.SEARCH["postgresql"].replace("{tsquery}", expression) + where
+                         + sql.SEARCH_ORDER["postgresql"])
+            arguments = (*query_params, options, *params, limit)
+        with self._read() as conn:
+            rows = conn.all(statement, arguments)
+        return [SearchHit(decode_message(r), r[17], r[18], float(r[19])) for r in rows]
+
+    def iter_sessions(self, **filters: Any) -> Iterator[Session]:
+        """Every session matching the filters of :meth:`list_sessions`, page by page."""
+        cursor = None
+        while True:
+            page = self.list_sessions(cursor=cursor, **filters)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def recount(self, session_id: str) -> tuple[int, int, int, float]:
+        """(messages, input tokens, output tokens, cost) recounted from the messages."""
+        check_id("session_id", session_id)
+        with self._read() as conn:
+            count, input_tokens, output_tokens, cost = conn.one(sql.RECOUNT_SESSION,
+                                                                (session_id,))
+        return count, input_tokens, output_tokens, cost / 1e9
+

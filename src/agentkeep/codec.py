@@ -1,0 +1,152 @@
+"""Validation and encoding of values shared by every concern (ids, text, JSON, times)."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from .errors import InvalidInput
+
+UTC = timezone.utc
+MAX_JSON_DEPTH = 64
+MAX_TEXT_LENGTH = 64 * 1024 * 1024
+
+_id_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
+
+def new_id() -> str:
+    """A UUIDv7 string: time-ordered, unique across processes and machines."""
+    global _last_ms, _counter
+    with _id_lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms, _counter = ms, int.from_bytes(os.urandom(2), "big") & 0x1FF
+        else:  # same millisecond (or clock went back): keep ids increasing
+            ms = _last_ms
+            _counter += 1
+            if _counter > 0xFFF:
+                _last_ms += 1
+                ms, _counter = _last_ms, 0
+        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        value = (ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62) | rand_b
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def check_id(field: str, value: object, *, optional: bool = False) -> str | None:
+    """An id is any non-empty string without NUL of at most 200 characters."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise InvalidInput(field, f"must be a non-empty id string, got {value!r:.60}")
+    check_text(field, value)
+    return value
+
+
+def check_text(field: str, value: object, *, optional: bool = False,
+               max_length: int = MAX_TEXT_LENGTH) -> str | None:
+    """Text must be a str without NUL characters or lone surrogates."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInput(field, f"must be a string, got {type(value).__name__}")
+    if len(value) > max_length:
+        raise InvalidInput(field, f"is longer than {max_length} characters")
+    if "\x00" in value:
+        raise InvalidInput(field, "contains a NUL character, which cannot be stored")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(field, "contains a lone surrogate; text must be valid Unicode") \
+            from None
+    return value
+
+
+def check_count(field: str, value: object) -> int:
+    """A non-negative integer that fits in 63 bits."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
+        raise InvalidInput(field, f"must be a non-negative integer, got {value!r:.60}")
+    return value
+
+
+def check_limit(field: str, value: object, *, optional: bool = True,
+                maximum: int = 1_000_000) -> int | None:
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
+        raise InvalidInput(field, f"must be an integer between 1 and {maximum}, got {value!r:.60}")
+    return value
+
+
+def check_choice(field: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise InvalidInput(field, f"must be one of {', '.join(choices)}; got {value!r:.60}")
+    return value  # type: ignore[return-value]
+
+
+def check_time(field: str, value: object, *, optional: bool = True) -> datetime | None:
+    """A timezone-aware datetime (naive ones are refused: their zone is a guess)."""
+    if value is None and optional:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidInput(field, f"must be a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(field, "must be timezone-aware (e.g. datetime.now(timezone.utc))")
+    return value.astimezone(UTC)
+
+
+def _check_json_value(field: str, value: Any, depth: int) -> None:
+    if depth > MAX_JSON_DEPTH:
+        raise InvalidInput(field, f"is nested deeper than {MAX_JSON_DEPTH} levels")
+    if value is None or isinstance(value, (bool, int)):
+        return
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise InvalidInput(field, "contains NaN or infinity, which JSON cannot hold")
+        return
+    if isinstance(value, str):
+        check_text(field, value)
+        return
+    if isinstance(value, list):
+        for item in value:
+            _check_json_value(field, item, depth + 1)
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidInput(field, f"has a non-string key {key!r:.40}; "
+                                          "JSON object keys are strings")
+            check_text(field, key)
+            _check_json_value(field, item, depth + 1)
+        return
+    raise InvalidInput(field, f"holds a {type(value).__name__}, which is not JSON-serialisable "
+                              "(use dict, list, str, int, float, bool or None)")
+
+
+def dump_json(field: str, value: Any) -> str:
+    """Validate ``value`` as JSON that reads back identical, and serialise it."""
+    _check_json_value(field, value, 0)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def load_json(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def load_time(value: Any) -> datetime | None:
+    """Decode a stored time: ISO text from SQLite or a datetime from PostgreSQL."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):  # PostgreSQL hands back the session's zone
+        return value.astimezone(UTC)
+    return datetime.fromisoformat(value)

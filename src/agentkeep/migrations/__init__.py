@@ -1,0 +1,76 @@
+"""Schema versions: a cheap check on open, Alembic only when something must change.
+
+Each concern has its own Alembic version chain (``versions/<concern>/``) and its own
+``alembic_version`` table (in its SQLite file or its PostgreSQL schema). Opening a
+store reads that one row; SQLAlchemy and Alembic are imported only to migrate or check.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from ..backend import Backend
+from ..errors import SchemaOutOfDate, StoreCorrupt
+
+
+def known_revisions(concern: str) -> tuple[str, ...]:
+    return importlib.import_module(f"agentkeep.{concern}").REVISIONS
+
+
+def head_revision(concern: str) -> str:
+    return known_revisions(concern)[-1]
+
+
+# Whether the file or schema holds anything at all (to tell a new store from a foreign one).
+_SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
+_POSTGRES_TABLES = ("SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = current_schema()")
+_VERSION = "SELECT version_num FROM alembic_version"
+
+
+def current_revision(backend: Backend, concern: str) -> str | None:
+    """The revision stored for ``concern``, or None for a new, empty store.
+
+    Raises:
+        StoreCorrupt: the file or schema holds tables that agentkeep did not write.
+    """
+    with backend.read(concern) as conn:
+        sql = _SQLITE_TABLES if backend.dialect == "sqlite" else _POSTGRES_TABLES
+        tables = {row[0] for row in conn.all(sql)}
+        if "alembic_version" not in tables:
+            if tables:
+                raise StoreCorrupt(f"{backend.location(concern)} holds tables that agentkeep "
+                                   f"did not create ({', '.join(sorted(tables)[:5])}); "
+                                   "point agentkeep at an empty directory or schema")
+            return None
+        row = conn.one(_VERSION)
+        return row[0] if row else None
+
+
+def check_revision(concern: str, revision: str | None, location: str) -> bool:
+    """True when up to date; False when older; SchemaOutOfDate when unknown (newer)."""
+    known = known_revisions(concern)
+    if revision == known[-1]:
+        return True
+    if revision is not None and revision not in known:
+        raise SchemaOutOfDate(
+            f"{location} has {concern} schema revision {revision!r}, which this agentkeep "
+            f"does not know (it knows up to {known[-1]!r}): it was written by a newer "
+            "agentkeep; upgrade agentkeep instead of downgrading the store")
+    return False
+
+
+def ensure_current(backend: Backend, *, migrate: bool) -> None:
+    """Bring every concern to its head revision, or say why not."""
+    for concern in backend.concerns:
+        revision = current_revision(backend, concern)
+        if check_revision(concern, revision, backend.location(concern)):
+            continue
+        if not migrate:
+            raise SchemaOutOfDate(
+                f"{backend.location(concern)} is at {concern} revision {revision or 'none'}, "
+                f"this agentkeep needs {head_revision(concern)}; run `agentkeep migrate up` "
+                "or open with migrate=True")
+        from .alembic_ops import upgrade
+
+        upgrade(backend, concern, "head")
