@@ -59,23 +59,24 @@ ADD_TO_SESSION = (
     "output_tokens = output_tokens + ?, cost_nanos = cost_nanos + ?, head_id = ?, "
     "summary_id = COALESCE(?, summary_id), updated_at = ?, active_at = ? WHERE id = ?"
 )
+# sum() of a bigint is numeric on PostgreSQL: cast back so both dialects return ints.
 RECOUNT_SESSION = (
-    "SELECT count(*), COALESCE(sum(input_tokens), 0), COALESCE(sum(output_tokens), 0), "
-    "COALESCE(sum(cost_nanos), 0) FROM messages WHERE session_id = ?"
+    "SELECT count(*), CAST(COALESCE(sum(input_tokens), 0) AS BIGINT), "
+    "CAST(COALESCE(sum(output_tokens), 0) AS BIGINT), "
+    "CAST(COALESCE(sum(cost_nanos), 0) AS BIGINT) FROM messages WHERE session_id = ?"
 )
 
 # What an append needs to know, read under the lock that serialises appends to a session
 # (SQLite: the BEGIN IMMEDIATE write lock; PostgreSQL: the session row lock).
-SESSION_FOR_APPEND = {
-    "sqlite": (
-        "SELECT s.status, s.head_id, s.message_count, h.depth FROM sessions s "
-        "LEFT JOIN messages h ON h.id = s.head_id WHERE s.id = ?"
-    ),
-    "postgresql": (
-        "SELECT s.status, s.head_id, s.message_count, h.depth FROM sessions s "
-        "LEFT JOIN messages h ON h.id = s.head_id WHERE s.id = ? FOR UPDATE OF s"
-    ),
-}
+SESSION_FOR_APPEND = (
+    "SELECT s.status, s.head_id, s.message_count, h.depth FROM sessions s "
+    "LEFT JOIN messages h ON h.id = s.head_id WHERE s.id = ?"
+)
+# PostgreSQL locks the row first and reads the head's depth in a second statement: a
+# join in a FOR UPDATE query would keep the head row it saw before waiting for the lock
+# (READ COMMITTED re-checks only the locked row), giving a stale depth.
+LOCK_SESSION = "SELECT status, head_id, message_count FROM sessions WHERE id = ? FOR UPDATE"
+MESSAGE_DEPTH = "SELECT depth FROM messages WHERE id = ?"
 
 # --- messages -------------------------------------------------------------------------
 INSERT_MESSAGE = (

@@ -348,7 +348,14 @@ class ChatStore:
 
     def _append_rows(self, conn: Connection, session_id: str, prepared: list[dict[str, Any]],
                      parent_id: Any, created_at: list[datetime] | None = None) -> list[Message]:
-        row = conn.one(sql.SESSION_FOR_APPEND[self._dialect], (session_id,))
+        if self._dialect == "postgresql":
+            row = conn.one(sql.LOCK_SESSION, (session_id,))
+            if row is not None and row[1] is not None:
+                row = (*row, conn.one(sql.MESSAGE_DEPTH, (row[1],))[0])
+            elif row is not None:
+                row = (*row, None)
+        else:
+            row = conn.one(sql.SESSION_FOR_APPEND, (session_id,))
         if row is None or row[0] == "deleted":
             raise NotFound(f"no session {session_id!r}")
         _, head_id, count, head_depth = row
@@ -446,7 +453,7 @@ class ChatStore:
         check_id("before", before, optional=True)
         check_id("after", after, optional=True)
         with self._read() as conn:
-            row = conn.one(sql.SESSION_FOR_APPEND["sqlite"], (session_id,))
+            row = conn.one(sql.SESSION_FOR_APPEND, (session_id,))
             if row is None or row[0] == "deleted":
                 raise NotFound(f"no session {session_id!r}")
             _, head_id, count, head_depth = row

@@ -1,0 +1,146 @@
+"""Migrations on both backends: up, down, up again; drift; newer stores; racing opens."""
+
+from __future__ import annotations
+
+import multiprocessing
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+import agentkeep
+from agentkeep.backend import create_backend
+from agentkeep.concerns import CONCERNS
+from agentkeep.config import resolve
+from agentkeep.migrations import alembic_ops, current_revision, known_revisions
+
+
+def backend_for(stores):
+    return create_backend(resolve(stores.target, **stores.options()), CONCERNS)
+
+
+def test_revisions_constant_matches_alembic_chain():
+    from alembic.script import ScriptDirectory
+
+    for concern in CONCERNS:
+        script = ScriptDirectory(str(alembic_ops.HERE),
+                                 version_locations=[str(alembic_ops.HERE / "versions" / concern)])
+        chain = [rev.revision for rev in script.walk_revisions()]
+        assert tuple(reversed(chain)) == known_revisions(concern)
+
+
+def test_up_down_up_keeps_working(stores):
+    store = stores.open()
+    session = store.chat.create_session(title="before")
+    store.chat.append(session.id, "user", "hello migrations")
+    store.settings.set("ui.theme", "dark")
+    store.close()
+    backend = backend_for(stores)
+    try:
+        for concern in CONCERNS:
+            assert alembic_ops.status(backend, concern).is_current
+            alembic_ops.downgrade(backend, concern, "base")
+            assert current_revision(backend, concern) is None
+            assert alembic_ops.status(backend, concern).pending == known_revisions(concern)
+        with pytest.raises(agentkeep.SchemaOutOfDate, match="migrate up"):
+            agentkeep.open(stores.target, migrate=False, **stores.options())
+        for concern in CONCERNS:
+            alembic_ops.upgrade(backend, concern)
+            assert alembic_ops.drift(backend, concern) == []
+    finally:
+        backend.close()
+    store = stores.open(migrate=False)
+    assert store.chat.list_sessions().items == []  # downgrade to base dropped the data
+    session = store.chat.create_session(title="after")
+    store.chat.append(session.id, "user", "still searchable after migrations")
+    assert [hit.message.session_id for hit in store.chat.search("searchable")] == [session.id]
+
+
+def test_drift_is_reported(stores):
+    stores.open().close()
+    backend = backend_for(stores)
+    try:
+        with backend.write("app") as conn:
+            conn.run("ALTER TABLE settings ADD COLUMN surprise TEXT")
+            conn.run("DROP INDEX settings_by_namespace")
+        findings = alembic_ops.drift(backend, "app")
+        assert any("surprise" in line for line in findings), findings
+        assert any("settings_by_namespace" in line for line in findings), findings
+        assert alembic_ops.drift(backend, "chat") == []
+    finally:
+        backend.close()
+
+
+def test_store_from_newer_agentkeep_is_refused_and_untouched(stores):
+    store = stores.open()
+    store.settings.set("kept", 1)
+    store.close()
+    backend = backend_for(stores)
+    try:
+        with backend.write("app") as conn:
+            conn.run("UPDATE alembic_version SET version_num = 'app_9999'")
+    finally:
+        backend.close()
+    for migrate in (True, False):
+        with pytest.raises(agentkeep.SchemaOutOfDate, match="newer agentkeep"):
+            agentkeep.open(stores.target, migrate=migrate, **stores.options())
+    backend = backend_for(stores)
+    try:
+        with pytest.raises(agentkeep.SchemaOutOfDate):
+            alembic_ops.upgrade(backend, "app")
+        assert current_revision(backend, "app") == "app_9999"
+        with backend.read("app") as conn:
+            assert conn.one("SELECT value FROM settings WHERE key = 'kept'")[0] == "1"
+    finally:
+        backend.close()
+
+
+def test_unknown_revision_target_is_invalid_input(stores):
+    stores.open().close()
+    backend = backend_for(stores)
+    try:
+        with pytest.raises(agentkeep.InvalidInput, match="not a chat revision"):
+            alembic_ops.downgrade(backend, "chat", "chat_0042")
+        assert alembic_ops.status(backend, "chat").is_current
+    finally:
+        backend.close()
+
+
+def test_open_of_current_store_does_not_import_sqlalchemy(stores):
+    stores.open().close()
+    code = textwrap.dedent(f"""
+        import sys, agentkeep
+        agentkeep.open({str(stores.target)!r}, **{stores.options()!r}).close()
+        print(sorted(m for m in ("sqlalchemy", "alembic") if m in sys.modules))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def _open_and_write(target, options, index, barrier):
+    barrier.wait()
+    with agentkeep.open(target, **options) as store:
+        store.settings.set(f"proc.p{index}", index)
+
+
+def test_many_processes_open_a_new_store_at_once(stores):
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(4)
+    processes = [context.Process(target=_open_and_write,
+                                 args=(str(stores.target), stores.options(), i, barrier))
+                 for i in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+        assert process.exitcode == 0
+    store = stores.open(migrate=False)
+    assert [s.value for s in store.settings.list("proc")] == [0, 1, 2, 3]
+    backend = backend_for(stores)
+    try:
+        with backend.read("chat") as conn:
+            assert conn.all("SELECT version_num FROM alembic_version") == [("chat_0001",)]
+    finally:
+        backend.close()

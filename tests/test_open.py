@@ -1,0 +1,155 @@
+"""Opening and closing stores: targets, permissions, bad locations, closed stores."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+
+import pytest
+
+import agentkeep
+from agentkeep.config import HOME_ENV
+
+
+def test_default_home_comes_from_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.delenv("AGENTKEEP_URL", raising=False)
+    with agentkeep.open() as store:
+        assert store.dialect == "sqlite"
+        assert store.location == str(tmp_path / "home")
+    assert (tmp_path / "home" / "chat.db").exists()
+    assert (tmp_path / "home" / "app.db").exists()
+
+
+def test_home_is_private(tmp_path):
+    home = tmp_path / "private"
+    with agentkeep.open(home) as store:
+        session = store.chat.create_session()
+        store.chat.append(session.id, "user", "secret")
+    assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
+    for name in os.listdir(home):
+        assert stat.S_IMODE(os.stat(home / name).st_mode) == 0o600, name
+
+
+def test_directory_path_that_is_a_file(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("not a directory")
+    with pytest.raises(agentkeep.StoreUnavailable, match="is a file"):
+        agentkeep.open(target)
+    assert target.read_text() == "not a directory"
+
+
+def test_database_file_that_is_not_sqlite(tmp_path):
+    home = tmp_path / "store"
+    home.mkdir()
+    (home / "chat.db").write_bytes(b"this is not a database, just some bytes" * 100)
+    with pytest.raises(agentkeep.StoreCorrupt, match="chat.db"):
+        agentkeep.open(home)
+    assert (home / "chat.db").read_bytes().startswith(b"this is not a database")
+
+
+def test_sqlite_file_of_another_application(tmp_path):
+    import sqlite3
+
+    home = tmp_path / "store"
+    home.mkdir()
+    with sqlite3.connect(home / "chat.db") as conn:
+        conn.execute("CREATE TABLE theirs (x)")
+    with pytest.raises(agentkeep.StoreCorrupt, match="theirs"):
+        agentkeep.open(home)
+
+
+def test_postgres_url_that_does_not_answer():
+    with pytest.raises(agentkeep.StoreUnavailable, match="127.0.0.1:1"):
+        agentkeep.open("postgresql://postgres:secret@127.0.0.1:1/none")
+
+
+def test_password_is_not_shown(stores):
+    if stores.backend != "postgres":
+        pytest.skip("URLs are PostgreSQL only")
+    url = stores.target.replace("postgres@", "postgres:hunter2@")
+    with agentkeep.open(url, **stores.options()) as store:
+        assert "hunter2" not in store.location and "hunter2" not in repr(store)
+
+
+@pytest.mark.parametrize("target, field", [
+    (42, "target"), ("", "target"), ("mysql://x", "target"),
+])
+def test_bad_targets(target, field):
+    with pytest.raises(agentkeep.InvalidInput, match=field):
+        agentkeep.open(target)
+
+
+@pytest.mark.parametrize("option, value", [
+    ("busy_timeout", -1), ("max_blob_size", 0), ("durability", "sometimes"),
+    ("schema_prefix", "Robert'); DROP"), ("pool_size", 0),
+])
+def test_bad_options(tmp_path, option, value):
+    with pytest.raises(agentkeep.InvalidInput, match=option):
+        agentkeep.open(tmp_path, **{option: value})
+    assert not (tmp_path / "chat.db").exists()
+
+
+def test_closed_store_raises(store):
+    session = store.chat.create_session()
+    store.close()
+    store.close()  # idempotent
+    assert store.is_closed
+    with pytest.raises(agentkeep.StoreClosed):
+        store.chat.get_session(session.id)
+    with pytest.raises(agentkeep.StoreClosed):
+        store.settings.set("a", 1)
+    with pytest.raises(agentkeep.StoreClosed):
+        with store.transaction():
+            pass
+
+
+def test_reopen_sees_committed_data(stores):
+    with stores.open() as store:
+        session = store.chat.create_session(title="kept")
+        store.chat.append(session.id, "user", "one")
+    with stores.open() as store:
+        assert store.chat.get_session(session.id).message_count == 1
+
+
+def test_one_store_shared_between_threads(store):
+    session = store.chat.create_session()
+    errors = []
+
+    def worker(index):
+        try:
+            for turn in range(25):
+                store.chat.append(session.id, "user", f"thread {index} turn {turn}")
+                store.chat.history(session.id, last=5)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    history = store.chat.history(session.id)
+    assert len(history) == 150
+    assert [m.seq for m in history] == list(range(1, 151))
+    assert store.chat.recount(session.id)[0] == store.chat.get_session(session.id).message_count
+
+
+def test_busy_store_raises_store_busy_after_timeout(tmp_path):
+    import sqlite3
+
+    with agentkeep.open(tmp_path, busy_timeout=0.2) as store:
+        session = store.chat.create_session()
+        blocker = sqlite3.connect(tmp_path / "chat.db", isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")
+        try:
+            with pytest.raises(agentkeep.StoreBusy, match="busy_timeout"):
+                store.chat.append(session.id, "user", "waits, then gives up")
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert store.chat.get_session(session.id).message_count == 0
+        store.chat.append(session.id, "user", "works again")
+        assert store.chat.get_session(session.id).message_count == 1
