@@ -34,3 +34,32 @@ def test_every_error_derives_from_the_root():
         value = getattr(agentkeep, name)
         if isinstance(value, type) and issubclass(value, Exception):
             assert issubclass(value, agentkeep.AgentkeepError), name
+
+
+def _python_blocks() -> list[str]:
+    readme = (DOCS.parent / "README.md").read_text()
+    return re.findall(r"```python\n(.*?)```", readme, re.S)
+
+
+def test_readme_library_example_runs(tmp_path):
+    sync_example = _python_blocks()[0].replace('"./data"', repr(str(tmp_path / "data")))
+    exec(compile(sync_example, "README.md", "exec"), {})
+    with agentkeep.open(tmp_path / "data") as store:
+        session = store.chat.list_sessions().items[0]
+        assert session.message_count == 6
+        assert [hit.message.content for hit in store.chat.search("lisbon -train")] == [
+            "Flights to Lisbon?"]
+
+
+def test_readme_async_example_runs(tmp_path):
+    import asyncio
+    import textwrap
+
+    body = _python_blocks()[1].replace('"postgresql://user@host/db"',
+                                       repr(str(tmp_path / "async")))
+    body = body.replace("    ...", "    await store.chat.append(session.id, 'user', 'in tx')")
+    namespace: dict = {"agentkeep": agentkeep}
+    exec("async def example():\n" + textwrap.indent(body, "    "), namespace)
+    asyncio.run(namespace["example"]())
+    with agentkeep.open(tmp_path / "async") as store:
+        assert store.chat.list_sessions().items[0].message_count == 2
