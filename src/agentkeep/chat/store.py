@@ -209,9 +209,11 @@ class ChatStore:
                 clauses.append(f"s.{column} = ?")
                 params.append(check_text(column, value))
         if title is not None:
-            escaped = check_text("title", title).lower().replace("\\", "\\\\")
+            # Both sides go through the database's lower(): SQLite's folds ASCII only, so
+            # a Python-lowered pattern would miss an exact non-ASCII substring ("ÉCOLE").
+            escaped = check_text("title", title).replace("\\", "\\\\")
             escaped = escaped.replace("%", "\\%").replace("_", "\\_")
-            clauses.append("lower(s.title) LIKE ? ESCAPE '\\'")
+            clauses.append("lower(s.title) LIKE lower(?) ESCAPE '\\'")
             params.append(f"%{escaped}%")
         if since is not None:
             clauses.append("s.active_at >= ?")
