@@ -124,12 +124,18 @@ ANCESTOR_AT_DEPTH = (
     " SELECT id FROM path WHERE depth = ?"
 )
 # Walk up from the head until the n-th user message: whole turns, so a tool call is never
-# separated from its result.
+# separated from its result. A user message carrying a tool_result part (how Anthropic
+# returns tool output) continues the turn rather than starting one; parts are stored as
+# compact JSON, so the part's type reads exactly '"type":"tool_result"'.
+TURN_START = (
+    "CASE WHEN {m}role = 'user' AND CAST({m}parts AS TEXT) NOT LIKE "
+    "'%\"type\":\"tool_result\"%' THEN 1 ELSE 0 END"
+)
 LAST_TURNS = (
     "WITH RECURSIVE path(id, parent_id, users) AS ("
-    " SELECT id, parent_id, CASE WHEN role = 'user' THEN 1 ELSE 0 END FROM messages WHERE id = ?"
+    f" SELECT id, parent_id, {TURN_START.format(m='')} FROM messages WHERE id = ?"
     " UNION ALL"
-    " SELECT m.id, m.parent_id, path.users + CASE WHEN m.role = 'user' THEN 1 ELSE 0 END"
+    f" SELECT m.id, m.parent_id, path.users + {TURN_START.format(m='m.')}"
     " FROM messages m JOIN path ON m.id = path.parent_id WHERE path.users < ?)"
     f" SELECT {MESSAGE_COLUMNS} FROM path JOIN messages m ON m.id = path.id ORDER BY m.depth"
 )

@@ -326,6 +326,10 @@ class ChatStore:
         check_id("session_id", session_id)
         if isinstance(messages, (str, bytes, Mapping)):
             raise InvalidInput("messages", "must be a list of message dicts")
+        try:  # a tuple or generator too: its first item's parent_id must not be lost
+            messages = list(messages)
+        except TypeError:
+            raise InvalidInput("messages", "must be a list of message dicts") from None
         prepared = []
         for index, fields in enumerate(messages):
             if not isinstance(fields, Mapping):
@@ -336,15 +340,14 @@ class ChatStore:
             try:
                 prepared.append(prepare_message(fields))
             except InvalidInput as exc:
-                if index or len(prepared) or not isinstance(messages, list) or len(messages) > 1:
+                if index or len(prepared) or len(messages) > 1:
                     raise InvalidInput(f"messages[{index}].{exc.field}", exc.problem) from None
                 raise
         if not prepared:
             return []
-        first = messages[0] if isinstance(messages, list) else None  # type: ignore[index]
         parent_id = _HEAD
-        if first is not None and "parent_id" in first:
-            parent_id = check_id("parent_id", first["parent_id"], optional=True)
+        if "parent_id" in messages[0]:
+            parent_id = check_id("parent_id", messages[0]["parent_id"], optional=True)
         with self._write() as conn:
             return self._append_rows(conn, session_id, prepared, parent_id)
 
