@@ -1,0 +1,139 @@
+"""python -m benchmarks --scale small|full [--backend sqlite|postgres|both] [--json PATH]"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import sqlite3
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from . import report, workloads
+from .systems import drop_location
+
+SCALES = {
+    "small": dict(w1_sessions=20, w1_per=50, w2_total=20_000, w2_sessions=200, w3_reads=300,
+                  w4_msgs=2_000, w4_reps=3, w5_queries=50, w6_per=300, w6_sessions=10,
+                  w7_runs=3, big_sessions=2_000),
+    "full": dict(w1_sessions=200, w1_per=100, w2_total=1_000_000, w2_sessions=10_000,
+                 w3_reads=2000, w4_msgs=20_000, w4_reps=5, w5_queries=200, w6_per=5000,
+                 w6_sessions=50, w7_runs=5, big_sessions=100_000),
+}
+SYSTEMS = ("raw", "agentkeep")
+
+
+def log(*parts) -> None:
+    print(time.strftime("%H:%M:%S"), *parts, file=sys.stderr, flush=True)
+
+
+class Run:
+    def __init__(self, scale: str, workdir: Path) -> None:
+        self.config = SCALES[scale]
+        self.workdir = workdir
+        self.tag = f"b{os.getpid()}"
+
+    def location(self, backend: str, system: str, workload: str):
+        if backend == "sqlite":
+            return self.workdir / f"{workload}-{system}"
+        return f"{self.tag}_{workload}_{system}"
+
+    def each(self, backend: str, workload: str, function, *args, **kwargs) -> dict:
+        results = {}
+        for system in SYSTEMS:
+            location = self.location(backend, system, workload)
+            drop_location(backend, location)
+            log(f"{backend} {workload} {system}")
+            results[system] = function(system, backend, location, *args, **kwargs)
+            if workload not in ("w2",):
+                drop_location(backend, location)
+        return results
+
+    def backend(self, backend: str) -> dict:
+        c = self.config
+        out: dict = {}
+        out["w1"] = self.each(backend, "w1", workloads.w1, c["w1_sessions"], c["w1_per"])
+        w2_args = (c["w2_total"], c["w2_sessions"], 50, 1000)
+        out["w2"] = self.each(backend, "w2", workloads.w2, *w2_args)
+        out["w3_cold"], out["w3_hot"], out["w5"], out["w7"], out["read_all"] = {}, {}, {}, {}, {}
+        for system in SYSTEMS:
+            location = self.location(backend, system, "w2")
+            log(f"{backend} w3/w5/w7 {system}")
+            out["w3_cold"][system] = workloads.w3(system, backend, location, c["w2_sessions"],
+                                                  *w2_args[:1], 50, 1000, c["w3_reads"])
+            out["w3_hot"][system] = workloads.w3(system, backend, location, c["w2_sessions"],
+                                                 *w2_args[:1], 50, 1000, c["w3_reads"], hot=20)
+            if system == "raw":
+                holder = workloads.make(system, backend, location)
+                holder.open()
+                out["w2"]["raw"]["search_index_s"] = holder.build_search()
+                holder.close()
+            out["w5"][system] = workloads.w5(system, backend, location, c["w5_queries"])
+            out["w7"][system] = workloads.w7(system, backend, location, c["w7_runs"])
+            out["read_all"][system] = workloads.read_all(system, backend, location,
+                                                         c["w2_sessions"])
+        out["w4"] = self.each(backend, "w4", workloads.w4, c["w4_msgs"], c["w4_reps"])
+        out["w6"] = self.each(backend, "w6", workloads.w6, 4, c["w6_per"], c["w6_sessions"])
+        out["scaling"] = self.scaling(backend)
+        for system in SYSTEMS:
+            drop_location(backend, self.location(backend, system, "w2"))
+        return out
+
+    def scaling(self, backend: str) -> dict:
+        """W3 on the W2 store versus a store with ten times the sessions (agentkeep only)."""
+        c = self.config
+        sessions = c["big_sessions"]
+        lengths = [60 if i % 50 == 0 else 10 for i in range(sessions)]
+        location = self.location(backend, "agentkeep", "big")
+        drop_location(backend, location)
+        log(f"{backend} scaling: {sessions} sessions")
+        build = workloads.w2("agentkeep", backend, location, sum(lengths), sessions, 0, 0,
+                             lengths=lengths)
+        keys = [f"s{i:06d}" for i in range(0, sessions, 50)]
+        big = workloads.w3("agentkeep", backend, location, sessions, 0, 0, 0, c["w3_reads"],
+                           keys=keys)
+        drop_location(backend, location)
+        return {"sessions": sessions, "build_msgs_per_s": build["msgs_per_s"], "w3_big": big}
+
+
+def machine() -> dict:
+    return {"python": platform.python_version(), "sqlite": sqlite3.sqlite_version,
+            "cpus": os.cpu_count(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument("--backend", choices=("sqlite", "postgres", "both"), default="sqlite")
+    parser.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where SQLite stores are written (default: a temporary dir)")
+    args = parser.parse_args(argv)
+    backends = ("sqlite", "postgres") if args.backend == "both" else (args.backend,)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="agentkeep-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    run = Run(args.scale, workdir)
+    started = time.time()
+    results = {"scale": args.scale, "machine": machine(), "backends": {}}
+    try:
+        for backend in backends:
+            results["backends"][backend] = run.backend(backend)
+    finally:
+        if args.workdir is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    results["minutes"] = (time.time() - started) / 60
+    checks = report.targets(results)
+    results["targets"] = checks
+    print(report.render(results))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    return 0 if all(check["ok"] for check in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
