@@ -100,7 +100,8 @@ def render(results: dict) -> str:
                 raw, ours = raw[key], ours[key]
             lines.append(_row(label, raw, ours, unit))
         lines.append("")
-    lines += ["## targets", "", "| backend | target | value | limit | ok |", "|---|---|---|---|---|"]
+    lines += ["## targets", "", "| backend | target | value | limit | ok |",
+              "|---|---|---|---|---|"]
     for check in results["targets"]:
         lines.append(f"| {check['backend']} | {check['target']} | {check['ratio']} | "
                      f"{check['limit']} | {'yes' if check['ok'] else 'NO'} |")

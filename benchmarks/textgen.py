@@ -8,19 +8,165 @@ from __future__ import annotations
 
 import random
 
-_COMMON = ("the of and to a in is it you that for on are with as be at this have from or "
-           "by not but what all were when we there can an your which their if do will each "
-           "about how up out them then she many some so these would other into has more").split()
-_TOPICS = ("flight hotel lisbon porto madrid train ticket booking airport luggage visa "
-           "python function database index query cache server deploy docker kernel "
-           "recipe garlic onion tomato basil pasta oven butter flour sugar "
-           "invoice budget payment refund customer account contract meeting calendar "
-           "agent tool search memory session branch message summary context prompt "
-           "weather forecast rain storm wind temperature mountain river forest ocean "
-           "guitar piano concert album melody rhythm painting museum gallery sculpture "
-           "compiler parser token grammar syntax lexer runtime thread process socket "
-           "battery charger screen keyboard laptop monitor printer router cable network "
-           "garden flower tree seed soil water harvest tomato pepper cucumber").split()
+_COMMON = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "a",
+    "in",
+    "is",
+    "it",
+    "you",
+    "that",
+    "for",
+    "on",
+    "are",
+    "with",
+    "as",
+    "be",
+    "at",
+    "this",
+    "have",
+    "from",
+    "or",
+    "by",
+    "not",
+    "but",
+    "what",
+    "all",
+    "were",
+    "when",
+    "we",
+    "there",
+    "can",
+    "an",
+    "your",
+    "which",
+    "their",
+    "if",
+    "do",
+    "will",
+    "each",
+    "about",
+    "how",
+    "up",
+    "out",
+    "them",
+    "then",
+    "she",
+    "many",
+    "some",
+    "so",
+    "these",
+    "would",
+    "other",
+    "into",
+    "has",
+    "more",
+]
+_TOPICS = [
+    "flight",
+    "hotel",
+    "lisbon",
+    "porto",
+    "madrid",
+    "train",
+    "ticket",
+    "booking",
+    "airport",
+    "luggage",
+    "visa",
+    "python",
+    "function",
+    "database",
+    "index",
+    "query",
+    "cache",
+    "server",
+    "deploy",
+    "docker",
+    "kernel",
+    "recipe",
+    "garlic",
+    "onion",
+    "tomato",
+    "basil",
+    "pasta",
+    "oven",
+    "butter",
+    "flour",
+    "sugar",
+    "invoice",
+    "budget",
+    "payment",
+    "refund",
+    "customer",
+    "account",
+    "contract",
+    "meeting",
+    "calendar",
+    "agent",
+    "tool",
+    "search",
+    "memory",
+    "session",
+    "branch",
+    "message",
+    "summary",
+    "context",
+    "prompt",
+    "weather",
+    "forecast",
+    "rain",
+    "storm",
+    "wind",
+    "temperature",
+    "mountain",
+    "river",
+    "forest",
+    "ocean",
+    "guitar",
+    "piano",
+    "concert",
+    "album",
+    "melody",
+    "rhythm",
+    "painting",
+    "museum",
+    "gallery",
+    "sculpture",
+    "compiler",
+    "parser",
+    "token",
+    "grammar",
+    "syntax",
+    "lexer",
+    "runtime",
+    "thread",
+    "process",
+    "socket",
+    "battery",
+    "charger",
+    "screen",
+    "keyboard",
+    "laptop",
+    "monitor",
+    "printer",
+    "router",
+    "cable",
+    "network",
+    "garden",
+    "flower",
+    "tree",
+    "seed",
+    "soil",
+    "water",
+    "harvest",
+    "tomato",
+    "pepper",
+    "cucumber",
+]
 _TOOLS = ("search_flights", "run_query", "read_file", "get_weather", "send_email")
 
 
@@ -31,8 +177,13 @@ def _sentence(rng: random.Random) -> str:
             words.append(rng.choice(_COMMON))
         else:
             # Zipf-like: low indexes far more often than high ones.
-            words.append(_TOPICS[min(len(_TOPICS) - 1, int(rng.paretovariate(1.1)) - 1)
-                                 if rng.random() < 0.5 else rng.randrange(len(_TOPICS))])
+            words.append(
+                _TOPICS[
+                    min(len(_TOPICS) - 1, int(rng.paretovariate(1.1)) - 1)
+                    if rng.random() < 0.5
+                    else rng.randrange(len(_TOPICS))
+                ]
+            )
     return " ".join(words).capitalize() + rng.choice((".", ".", ".", "?", "!"))
 
 
@@ -57,11 +208,20 @@ def conversation(seed: int, length: int) -> list[dict]:
         if len(messages) < length - 2 and rng.random() < 0.15:
             call += 1
             call_id = f"call_{seed}_{call}"
-            messages.append({"role": "assistant", "content": text(rng, 20, 120),
-                             "tool_call": {"id": call_id, "name": rng.choice(_TOOLS),
-                                           "arguments": {"q": rng.choice(_TOPICS)}}})
-            messages.append({"role": "tool", "content": text(rng, 100, 800),
-                             "tool_call_id": call_id})
+            messages.append(
+                {
+                    "role": "assistant",
+                    "content": text(rng, 20, 120),
+                    "tool_call": {
+                        "id": call_id,
+                        "name": rng.choice(_TOOLS),
+                        "arguments": {"q": rng.choice(_TOPICS)},
+                    },
+                }
+            )
+            messages.append(
+                {"role": "tool", "content": text(rng, 100, 800), "tool_call_id": call_id}
+            )
         if len(messages) < length:
             messages.append({"role": "assistant", "content": text(rng)})
     return messages[:length]

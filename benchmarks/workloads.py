@@ -130,7 +130,7 @@ def w3(name, backend, location, sessions: int, total: int, low: int, high: int, 
     system = make(name, backend, location)
     system.open()
     rng = random.Random(3)
-    pool = keys or [f"s{i:06d}" for i in range(sessions if not hot else hot)]
+    pool = keys or [f"s{i:06d}" for i in range(hot if hot else sessions)]
     for key in (pool if hot else rng.sample(pool, min(20, len(pool)))):  # warm-up, untimed
         system.last_n(key, n)
     lat, picks = [], []
@@ -301,7 +301,7 @@ def w7(name, backend, location, runs: int, key: str = "s000001") -> dict:
     return {"runs": runs, "wall_ms": statistics.median(walls)}
 
 
-# --- full export-sized read: every session, every message ------------------------------------------
+# --- full export-sized read: every session, every message ---
 def _read_all_child(name, backend, location, sessions, queue) -> None:
     system = make(name, backend, location)
     system.open()
