@@ -122,12 +122,12 @@ class ChatStore:
                                       metadata=metadata)
         check_id("parent_id", parent_id, optional=True)
         with self._write() as conn:
+            if parent_id is not None:  # here, not in _insert_session: fork() keeps a binned parent
+                self._live_session(conn, parent_id)
             return self._insert_session(conn, values, parent_id, None)
 
     def _insert_session(self, conn: Connection, values: dict[str, Any], parent_id: str | None,
                         forked_from_id: str | None) -> Session:
-        if parent_id is not None:
-            self._live_session(conn, parent_id)
         session_id, created = new_id(), now()
         stamp = self._time(created)
         conn.run(sql.INSERT_SESSION, (
