@@ -29,9 +29,18 @@ from .errors import (
     StoreCorrupt,
     StoreUnavailable,
 )
-from .store import AsyncStore, Store, open, open_async
+from .store import Store, open
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # The async API pulls in asyncio (~30 ms); plain sync users never pay for it.
+    if name in ("AsyncStore", "open_async"):
+        from . import aio
+
+        return getattr(aio, name)
+    raise AttributeError(f"module 'agentkeep' has no attribute {name!r}")
 
 __all__ = [
     "AgentkeepError",
