@@ -110,25 +110,33 @@ class ChatStore:
                        model: str | None = None, system_prompt: str | None = None,
                        generation: Mapping[str, Any] | None = None,
                        metadata: Mapping[str, Any] | None = None,
-                       parent_id: str | None = None) -> Session:
+                       parent_id: str | None = None, id: str | None = None) -> Session:
         """Create a session (commits). ``parent_id`` makes it a sub-agent session.
+
+        Args:
+            id: your own id for the session (any string up to 200 characters, e.g. the
+                session key of an agent framework); default: a new UUIDv7.
 
         Raises:
             InvalidInput: a field is malformed.
             NotFound: ``parent_id`` names no live session.
+            Conflict: a session (live or soft-deleted) already has this ``id``.
         """
         values = self._session_fields(title=title, provider=provider, model=model,
                                       system_prompt=system_prompt, generation=generation,
                                       metadata=metadata)
         check_id("parent_id", parent_id, optional=True)
+        check_id("id", id, optional=True)
         with self._write() as conn:
             if parent_id is not None:  # here, not in _insert_session: fork() keeps a binned parent
                 self._live_session(conn, parent_id)
-            return self._insert_session(conn, values, parent_id, None)
+            if id is not None and conn.one(sql.SESSION_EXISTS, (id,)) is not None:
+                raise Conflict(f"a session with id {id!r} already exists")
+            return self._insert_session(conn, values, parent_id, None, id)
 
     def _insert_session(self, conn: Connection, values: dict[str, Any], parent_id: str | None,
-                        forked_from_id: str | None) -> Session:
-        session_id, created = new_id(), now()
+                        forked_from_id: str | None, session_id: str | None = None) -> Session:
+        session_id, created = session_id or new_id(), now()
         stamp = self._time(created)
         conn.run(sql.INSERT_SESSION, (
             session_id, values["title"], values["provider"], values["model"],
@@ -662,14 +670,18 @@ class ChatStore:
                          cancelled: bool = False, result_message_id: str | None = None
                          ) -> ToolCall:
         """Finish a call (commits): succeeded with ``output``, failed with ``error``, or
-        cancelled. The duration runs from start (or creation) to now."""
+        cancelled. The duration runs from start (or creation) to now.
+
+        Raises:
+            Conflict: the call already finished (start a failed call again to retry it).
+        """
         check_id("tool_call_id", tool_call_id)
         check_text("error", error, optional=True)
         check_id("result_message_id", result_message_id, optional=True)
         status = "cancelled" if cancelled else "failed" if error is not None else "succeeded"
         with self._write() as conn:
             call = self._tool_call(conn, tool_call_id)
-            if call.status in ("succeeded", "cancelled"):
+            if call.status not in ("pending", "running"):
                 raise Conflict(f"tool call {tool_call_id!r} is already {call.status}")
             if result_message_id is not None:
                 self._message_position(conn, "result_message_id", result_message_id,
