@@ -188,7 +188,11 @@ def check_blob(field: str, data: object, limit: int) -> bytes:
     if isinstance(data, (bytearray, memoryview)):
         data = bytes(data)
     if isinstance(data, str):
-        data = data.encode("utf-8")
+        try:
+            data = data.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(field, "contains a lone surrogate; text must be valid Unicode") \
+                from None
     if not isinstance(data, bytes):
         raise InvalidInput(field, f"must be bytes or str, got {type(data).__name__}")
     if len(data) > limit:
