@@ -79,6 +79,13 @@ def check_count(field: str, value: object) -> int:
     return value
 
 
+def check_flag(field: str, value: object) -> bool:
+    """Exactly True or False: a truthy "no" or 1 must not pass for True."""
+    if not isinstance(value, bool):
+        raise InvalidInput(field, f"must be True or False, got {value!r:.60}")
+    return value
+
+
 def check_limit(field: str, value: object, *, optional: bool = True,
                 maximum: int = 1_000_000) -> int | None:
     if value is None and optional:

@@ -18,6 +18,7 @@ from typing import Any
 from ..backend import Backend, Connection
 from ..codec import (
     check_choice,
+    check_flag,
     check_id,
     check_limit,
     check_text,
@@ -172,6 +173,7 @@ class ChatStore:
             NotFound: no such session (or it is soft-deleted and ``include_deleted`` is False).
         """
         check_id("session_id", session_id)
+        check_flag("include_deleted", include_deleted)
         with self._read() as conn:
             return self._get_session(conn, session_id, include_deleted)
 
@@ -465,6 +467,7 @@ class ChatStore:
             raise InvalidInput("first", "give first or last, not both")
         check_id("before", before, optional=True)
         check_id("after", after, optional=True)
+        check_flag("since_summary", since_summary)
         with self._read() as conn:
             row = conn.one(sql.SESSION_FOR_APPEND, (session_id,))
             if row is None or row[0] == "deleted":
@@ -678,6 +681,7 @@ class ChatStore:
         check_id("tool_call_id", tool_call_id)
         check_text("error", error, optional=True)
         check_id("result_message_id", result_message_id, optional=True)
+        check_flag("cancelled", cancelled)
         status = "cancelled" if cancelled else "failed" if error is not None else "succeeded"
         with self._write() as conn:
             call = self._tool_call(conn, tool_call_id)
