@@ -22,7 +22,7 @@ _MISSING: Any = object()
 
 
 def check_key(field: str, key: object) -> str:
-    if not isinstance(key, str) or len(key) > 200 or not _KEY.match(key):
+    if not isinstance(key, str) or len(key) > 200 or not _KEY.fullmatch(key):
         raise InvalidInput(field, f"must be dotted names of letters, digits, _ or - "
                                   f"(e.g. 'ui.theme'), at most 200 characters; got {key!r:.60}")
     return key
