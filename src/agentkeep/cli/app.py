@@ -1,0 +1,231 @@
+"""The root of the CLI: global options, where the store is, and the one error handler.
+
+Every command reaches the store through :class:`State` (``get_state(ctx)``), so the
+rules about the target live here once: ``--home`` or ``--url`` (never both), else the
+library's default (``$AGENTKEEP_URL``, ``$AGENTKEEP_HOME`` or the platform data dir).
+Commands that only read refuse to create a store where none exists, so a mistyped
+``--home`` does not leave an empty store behind.
+
+Errors are handled in :class:`AgentkeepGroup`: ``invoke`` turns whatever a command
+raises into a :class:`CommandFailed` (with the traceback first under ``--debug``), and
+``main`` prints every failure, usage errors included, as one ``error: ...`` line.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.core import TyperGroup
+
+from .. import __version__
+from ..concerns import CONCERNS
+from ..config import StoreConfig, is_postgres_url, resolve
+from ..errors import NotFound
+from .errors import FAILURE, USAGE, classify, print_traceback, report
+
+try:  # typer >= 0.20 vendors its own copy of click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older typer
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+
+SCHEMA_PREFIX_ENV = "AGENTKEEP_SCHEMA_PREFIX"
+
+
+class CommandFailed(ClickException):
+    """A command's exception, already turned into a message and an exit code."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class AgentkeepGroup(TyperGroup):
+    """The root command group, with the CLI's single error handler."""
+
+    #: The order of ``agentkeep --help`` (Typer would list the groups last).
+    order = ("init", "demo", "migrate", "sessions", "search", "stats")
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        names = super().list_commands(ctx)
+        return sorted(names, key=lambda n: self.order.index(n) if n in self.order else 99)
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (ClickException, typer.Exit, typer.Abort, BrokenPipeError):
+            raise
+        except (Exception, KeyboardInterrupt) as exc:
+            if ctx.params.get("debug"):
+                print_traceback(exc)
+            code, message = classify(exc)
+            raise CommandFailed(message, code) from exc
+
+    def main(self, args: Any = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        try:
+            result = super().main(args=args, prog_name=prog_name or "agentkeep",
+                                  complete_var=complete_var, standalone_mode=False, **extra)
+            code = result if isinstance(result, int) and not isinstance(result, bool) else 0
+        except NoArgsIsHelpError as exc:
+            help_text = exc.format_message()
+            if help_text.strip():
+                sys.stderr.write(help_text.rstrip() + "\n")
+            code = USAGE
+        except CommandFailed as exc:
+            report(exc.format_message())
+            code = exc.exit_code
+        except UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            report(exc.format_message().rstrip(".") + hint)
+            code = USAGE
+        except ClickException as exc:
+            report(exc.format_message())
+            code = exc.exit_code
+        except typer.Abort:
+            report("aborted")
+            code = FAILURE
+        except BrokenPipeError:
+            # The reader went away (`agentkeep ... | head`): say nothing more, and keep
+            # Python from complaining while it flushes stdout at exit.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            code = FAILURE
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+app = typer.Typer(
+    cls=AgentkeepGroup,
+    name="agentkeep",
+    help="Inspect, migrate and fill an agentkeep store (SQLite directory or PostgreSQL).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@dataclass
+class State:
+    """Where the store is, from the global options; shared by every command."""
+
+    home: Path | None = None
+    url: str | None = None
+    schema_prefix: str | None = None
+    debug: bool = False
+
+    def config(self) -> StoreConfig:
+        """The resolved store configuration (raises InvalidInput for bad options)."""
+        options = {} if self.schema_prefix is None else {"schema_prefix": self.schema_prefix}
+        return resolve(self.url or self.home, **options)
+
+    def describe(self, config: StoreConfig) -> str:
+        if config.url:
+            return f"{config.describe()} (schemas {config.schema_prefix}_*)"
+        return str(config.home)
+
+    def require_store(self, config: StoreConfig) -> None:
+        """Raise NotFound unless a store (of any revision) exists at ``config``."""
+        if not store_exists(config):
+            raise NotFound(f"no agentkeep store at {self.describe(config)}; "
+                           "create one with `agentkeep init`")
+
+    def open(self, *, create: bool = False):
+        """Open the store (migrating it like :func:`agentkeep.open`); close it when done.
+
+        Args:
+            create: create the store when none exists; otherwise raise NotFound.
+        """
+        import agentkeep
+
+        config = self.config()
+        if not create:
+            self.require_store(config)
+        return agentkeep.Store(config)
+
+    @contextmanager
+    def backend(self, *, create: bool = False) -> Iterator[Any]:
+        """A bare backend (no migration on open) for the ``migrate`` and ``init`` commands."""
+        from ..backend import create_backend
+
+        config = self.config()
+        if not create:
+            self.require_store(config)
+        backend = create_backend(config, CONCERNS)
+        try:
+            yield backend
+        finally:
+            backend.close()
+
+
+# Whether a concern's schema exists: the PostgreSQL twin of "its SQLite file exists".
+SCHEMA_EXISTS = "SELECT 1 FROM pg_namespace WHERE nspname = ?"
+
+
+def store_exists(config: StoreConfig) -> bool:
+    """Whether ``config`` names an existing store (a concern's file or schema), without
+    creating anything."""
+    if config.home is not None:
+        home = config.home
+        if home.exists() and not home.is_dir():
+            return True  # opening it fails with the library's clear "is a file" error
+        return any((home / f"{concern}.db").exists() for concern in CONCERNS)
+    from ..backend import create_backend
+
+    backend = create_backend(config, CONCERNS)
+    try:
+        for concern in CONCERNS:
+            with backend.read(concern) as conn:
+                if conn.one(SCHEMA_EXISTS, (backend.schema(concern),)) is not None:
+                    return True
+        return False
+    finally:
+        backend.close()
+
+
+def get_state(ctx: typer.Context) -> State:
+    """The :class:`State` built by the root callback (a default one if there is none)."""
+    state = ctx.find_root().obj
+    return state if isinstance(state, State) else State()
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"agentkeep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: Annotated[Path | None, typer.Option(
+        "--home", metavar="DIR", help="Store directory (SQLite). Default: $AGENTKEEP_HOME "
+        "or the platform's user data directory.")] = None,
+    url: Annotated[str | None, typer.Option(
+        "--url", metavar="URL", help="PostgreSQL URL (postgresql://...). Default: "
+        "$AGENTKEEP_URL.")] = None,
+    schema_prefix: Annotated[str | None, typer.Option(
+        "--schema-prefix", metavar="NAME", envvar=SCHEMA_PREFIX_ENV,
+        help="PostgreSQL schema prefix (schemas NAME_chat, NAME_app). Default: agentkeep.")
+    ] = None,
+    debug: Annotated[bool, typer.Option(
+        "--debug", help="Show the full traceback when a command fails.")] = False,
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_show_version, is_eager=True,
+        help="Print the agentkeep version and exit.")] = False,
+) -> None:
+    """Inspect, migrate and fill an agentkeep store (SQLite directory or PostgreSQL)."""
+    if home is not None and url is not None:
+        raise typer.BadParameter("use either --home or --url, not both", param_hint="--home")
+    if url is not None and not is_postgres_url(url):
+        raise typer.BadParameter("must be a postgresql:// URL", param_hint="--url")
+    ctx.obj = State(home=home, url=url, schema_prefix=schema_prefix, debug=debug)
