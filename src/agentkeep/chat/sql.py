@@ -44,6 +44,13 @@ SELECT_SESSION = (
     "WHERE s.id = ?"
 )
 SESSION_EXISTS = "SELECT status FROM sessions WHERE id = ?"
+# save_file reads the latest version and writes the next one: on PostgreSQL it holds the
+# session row lock meanwhile, so concurrent saves cannot pick the same version (SQLite's
+# BEGIN IMMEDIATE already serialises them).
+LOCK_SESSION_STATUS = {
+    "sqlite": SESSION_EXISTS,
+    "postgresql": SESSION_EXISTS + " FOR UPDATE",
+}
 # Newest activity first; (active_at, id) is the keyset so pages never skip or repeat.
 LIST_SESSIONS = f"SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN messages h ON h.id = s.head_id"
 LIST_SESSIONS_ORDER = " ORDER BY s.active_at DESC, s.id DESC LIMIT ?"
@@ -151,6 +158,12 @@ INSERT_TOOL_CALL = (
     "retry_count, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)"
 )
 SELECT_TOOL_CALL = f"SELECT {TOOL_CALL_COLUMNS} FROM tool_calls t WHERE t.id = ?"
+# start/finish check the status under the row lock on PostgreSQL, so of two callers racing
+# to start (or finish) one call exactly one wins and the other gets Conflict.
+LOCK_TOOL_CALL = {
+    "sqlite": SELECT_TOOL_CALL,
+    "postgresql": SELECT_TOOL_CALL + " FOR UPDATE",
+}
 # The newest call with the provider's id in the session is the one a result answers.
 TOOL_CALL_BY_CALL_ID = (
     "SELECT id FROM tool_calls WHERE session_id = ? AND call_id = ? "

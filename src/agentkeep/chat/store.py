@@ -91,8 +91,9 @@ class ChatStore:
         """
         return self._backend.write(CONCERN)
 
-    def _live_session(self, conn: Connection, session_id: str) -> str:
-        row = conn.one(sql.SESSION_EXISTS, (session_id,))
+    def _live_session(self, conn: Connection, session_id: str, *, lock: bool = False) -> str:
+        row = conn.one(sql.LOCK_SESSION_STATUS[self._dialect] if lock else sql.SESSION_EXISTS,
+                       (session_id,))
         if row is None or row[0] == "deleted":
             raise NotFound(f"no session {session_id!r}")
         return row[0]
@@ -642,8 +643,10 @@ class ChatStore:
                                             encoded, self._time(now())))
             return decode_tool_call(conn.one(sql.SELECT_TOOL_CALL, (tool_call_id,)))
 
-    def _tool_call(self, conn: Connection, tool_call_id: str) -> ToolCall:
-        row = conn.one(sql.SELECT_TOOL_CALL, (tool_call_id,))
+    def _tool_call(self, conn: Connection, tool_call_id: str, *, lock: bool = False
+                   ) -> ToolCall:
+        row = conn.one(sql.LOCK_TOOL_CALL[self._dialect] if lock else sql.SELECT_TOOL_CALL,
+                       (tool_call_id,))
         if row is None:
             raise NotFound(f"no tool call {tool_call_id!r}")
         return decode_tool_call(row)
@@ -662,7 +665,7 @@ class ChatStore:
         """
         check_id("tool_call_id", tool_call_id)
         with self._write() as conn:
-            call = self._tool_call(conn, tool_call_id)
+            call = self._tool_call(conn, tool_call_id, lock=True)
             if call.status not in ("pending", "failed"):
                 raise Conflict(f"tool call {tool_call_id!r} is {call.status}; only pending or "
                                "failed calls can start")
@@ -684,7 +687,7 @@ class ChatStore:
         check_flag("cancelled", cancelled)
         status = "cancelled" if cancelled else "failed" if error is not None else "succeeded"
         with self._write() as conn:
-            call = self._tool_call(conn, tool_call_id)
+            call = self._tool_call(conn, tool_call_id, lock=True)
             if call.status not in ("pending", "running"):
                 raise Conflict(f"tool call {tool_call_id!r} is already {call.status}")
             if result_message_id is not None:
@@ -785,7 +788,7 @@ class ChatStore:
         check_id("message_id", message_id, optional=True)
         check_text("media_type", media_type, optional=True, max_length=255)
         with self._write() as conn:
-            self._live_session(conn, session_id)
+            self._live_session(conn, session_id, lock=True)
             if message_id is not None:
                 self._message_position(conn, "message_id", message_id, session_id)
             sha = hashlib.sha256(data).hexdigest()
