@@ -519,8 +519,9 @@ class ChatStore:
     def last_turns(self, session_id: str, turns: int) -> list[Message]:
         """The last ``turns`` turns of the active branch, oldest first (read-only).
 
-        A turn starts at a user message, so an assistant's tool call and the tool's
-        result are never separated. With fewer turns stored, the whole branch.
+        A turn starts at a user message (one carrying a ``tool_result`` part continues
+        the turn), so an assistant's tool call and the tool's result are never
+        separated. With fewer turns stored, the whole branch.
         """
         check_id("session_id", session_id)
         check_limit("turns", turns, optional=False)
