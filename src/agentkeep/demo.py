@@ -485,11 +485,6 @@ def _save_files(store: Any, conv: _Conversation, session_id: str, created: list[
     return saved
 
 
-def _stamp(moment: datetime) -> datetime:
-    # A whole second would print without microseconds and sort before its neighbours.
-    return moment + timedelta(microseconds=1) if moment.microsecond == 0 else moment
-
-
 def _backdate(store: Any, session_id: str, messages: list[Any], start: datetime,
               rng: random.Random, files: list[tuple[str, str]], uploads: list[str]) -> None:
     """Move the session's rows to plausible past times (see the module docstring)."""
@@ -500,12 +495,12 @@ def _backdate(store: Any, session_id: str, messages: list[Any], start: datetime,
                "tool": rng.uniform(0.3, 6)}.get(message.role, rng.uniform(2, 45))
         gap += rng.uniform(60, 600) if siblings[message.parent_id] else 0
         siblings[message.parent_id] += 1
-        times[message.id] = _stamp(times[message.parent_id] + timedelta(seconds=gap))
+        times[message.id] = times[message.parent_id] + timedelta(seconds=gap)
     as_stored = (lambda t: t.isoformat()) if store.dialect == "sqlite" else (lambda t: t)
     calls = []
     for call in store.chat.tool_calls(session_id, limit=100_000):
         created = times[call.message_id]
-        started = _stamp(created + timedelta(milliseconds=rng.randint(5, 120)))
+        started = created + timedelta(milliseconds=rng.randint(5, 120))
         finished = times.get(call.result_message_id)
         started = min(started, finished) if finished else started
         duration = round((finished - started).total_seconds() * 1000) if finished else None
