@@ -13,7 +13,6 @@ raises into a :class:`CommandFailed` (with the traceback first under ``--debug``
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -59,6 +58,7 @@ class AgentkeepGroup(TyperGroup):
     def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
+        # A closed stdout (`agentkeep ... | head`) is left to Typer, which exits 1 quietly.
         except (ClickException, typer.Exit, typer.Abort, BrokenPipeError):
             raise
         except (Exception, KeyboardInterrupt) as exc:
@@ -91,12 +91,6 @@ class AgentkeepGroup(TyperGroup):
             code = exc.exit_code
         except typer.Abort:
             report("aborted")
-            code = FAILURE
-        except BrokenPipeError:
-            # The reader went away (`agentkeep ... | head`): say nothing more, and keep
-            # Python from complaining while it flushes stdout at exit.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
             code = FAILURE
         if standalone_mode:
             sys.exit(code)
