@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from datetime import timedelta, timezone
 
 import pytest
@@ -67,7 +66,7 @@ def test_update_changes_only_the_given_field(store, field, value):
     after = store.chat.update_session(before.id, **{field: value})
     assert getattr(after, field) == value
     assert after.updated_at >= before.updated_at
-    unchanged = {f.name for f in dataclasses.fields(agentkeep.Session)} - {field, "updated_at"}
+    unchanged = set(before.to_dict()) - {field, "updated_at"}
     for name in unchanged:
         assert getattr(after, name) == getattr(before, name), name
     assert store.chat.get_session(before.id) == after

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from ..records import Record, column, json_column, time_column
 
 
-@dataclass(frozen=True, slots=True)
-class Setting:
-    key: str
-    namespace: str
-    value: Any
-    updated_at: datetime
+class Setting(Record):
+    """One setting: a dotted key, its namespace (before the first dot) and its value."""
+
+    __slots__ = ()
+    _fields = ("key", "namespace", "value", "updated_at")
+    key = column(0)
+    namespace = column(1)
+    value = json_column(2)
+    updated_at = time_column(3)

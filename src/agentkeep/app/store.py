@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..backend import Backend
-from ..codec import dump_json, load_time, now
+from ..codec import dump_json, now
 from ..errors import InvalidInput
 from . import sql
 from .models import Setting
@@ -75,7 +75,7 @@ class SettingsStore:
                 rows = conn.all(sql.LIST_SETTINGS)
             else:
                 rows = conn.all(sql.LIST_NAMESPACE, (namespace,))
-        return [Setting(key, namespace_of(key), json.loads(value), load_time(updated))
+        return [Setting((key, namespace_of(key), value, updated))
                 for key, value, updated in rows]
 
     def transaction(self):

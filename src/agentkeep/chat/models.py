@@ -1,137 +1,181 @@
-"""What the chat store returns: plain, immutable dataclasses (cheap to build and import)."""
+"""What the chat store returns: read-only records, decoded lazily from their rows.
+
+Field order follows the column lists in ``sql.py``; keep the two in step.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
+
+from ..records import Record, column, json_column, nanos_column, time_column
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Session:
+class Session(Record):
     """A conversation. Counters cover every message of the session, on every branch."""
 
-    id: str
-    title: str | None
-    status: str
-    provider: str | None
-    model: str | None
-    system_prompt: str | None
-    generation: dict[str, Any]
-    metadata: dict[str, Any]
-    parent_id: str | None
-    forked_from_id: str | None
-    head_id: str | None
-    summary_id: str | None
-    message_count: int
-    input_tokens: int
-    output_tokens: int
-    cost: float
-    created_at: datetime
-    updated_at: datetime
-    active_at: datetime
-    deleted_at: datetime | None
-    #: The first 200 characters of the head message (the active branch's last message).
-    preview: str | None = None
+    __slots__ = ()
+    _fields = ("id", "title", "status", "provider", "model", "system_prompt", "generation",
+               "metadata", "parent_id", "forked_from_id", "head_id", "summary_id",
+               "message_count", "input_tokens", "output_tokens", "cost", "created_at",
+               "updated_at", "active_at", "deleted_at", "preview")
+    id = column(0)
+    title = column(1)
+    status = column(2, "active, archived or deleted")
+    provider = column(3)
+    model = column(4)
+    system_prompt = column(5)
+    generation = json_column(6, "generation settings (temperature, max_tokens, ...)")
+    metadata = json_column(7)
+    parent_id = column(8, "the session that spawned this sub-agent session")
+    forked_from_id = column(9, "the message this session was forked at")
+    head_id = column(10, "the last message of the active branch")
+    summary_id = column(11)
+    message_count = column(12)
+    input_tokens = column(13)
+    output_tokens = column(14)
+    cost = nanos_column(15, "US dollars")
+    created_at = time_column(16)
+    updated_at = time_column(17)
+    active_at = time_column(18, "when the last message was appended")
+    deleted_at = time_column(19)
+    preview = column(20, "the first 200 characters of the head message")
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(Record):
     """One node of a session's message tree."""
 
-    id: str
-    session_id: str
-    parent_id: str | None
-    seq: int
-    depth: int
-    role: str
-    content: str
-    parts: list[dict[str, Any]]
-    provider: str | None
-    model: str | None
-    finish_reason: str | None
-    input_tokens: int
-    output_tokens: int
-    usage: dict[str, Any] | None
-    cost: float
-    metadata: dict[str, Any]
-    created_at: datetime
+    __slots__ = ()
+    _fields = ("id", "session_id", "parent_id", "seq", "depth", "role", "content", "parts",
+               "provider", "model", "finish_reason", "input_tokens", "output_tokens", "usage",
+               "cost", "metadata", "created_at")
+    id = column(0)
+    session_id = column(1)
+    parent_id = column(2, "the message this one answers (None for a root)")
+    seq = column(3, "1, 2, 3, ... in append order within the session")
+    depth = column(4, "distance from the root")
+    role = column(5)
+    content = column(6, "plain text; what search indexes")
+    parts = json_column(7, "typed parts: text, tool_call, tool_result, image, ...")
+    provider = column(8)
+    model = column(9)
+    finish_reason = column(10)
+    input_tokens = column(11)
+    output_tokens = column(12)
+    usage = json_column(13)
+    cost = nanos_column(14, "US dollars")
+    metadata = json_column(15)
+    created_at = time_column(16)
 
 
-@dataclass(frozen=True, slots=True)
-class ToolCall:
+class ToolCall(Record):
     """A tool invocation requested by an assistant message."""
 
-    id: str
-    session_id: str
-    message_id: str
-    call_id: str | None
-    name: str
-    input: Any
-    output: Any
-    status: str
-    error: str | None
-    retry_count: int
-    result_message_id: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
-    duration_ms: int | None
+    __slots__ = ()
+    _fields = ("id", "session_id", "message_id", "call_id", "name", "input", "output",
+               "status", "error", "retry_count", "result_message_id", "created_at",
+               "started_at", "finished_at", "duration_ms")
+    id = column(0)
+    session_id = column(1)
+    message_id = column(2, "the assistant message that asked")
+    call_id = column(3, "the provider's call id")
+    name = column(4)
+    input = json_column(5)
+    output = json_column(6)
+    status = column(7, "pending, running, succeeded, failed or cancelled")
+    error = column(8)
+    retry_count = column(9)
+    result_message_id = column(10, "the tool message that answered")
+    created_at = time_column(11)
+    started_at = time_column(12)
+    finished_at = time_column(13)
+    duration_ms = column(14)
 
 
-@dataclass(frozen=True, slots=True)
-class Attachment:
-    id: str
-    session_id: str
-    message_id: str
-    sha256: str
-    filename: str
-    media_type: str
-    size: int
-    created_at: datetime
+class Attachment(Record):
+    __slots__ = ()
+    _fields = ("id", "session_id", "message_id", "sha256", "filename", "media_type", "size",
+               "created_at")
+    id = column(0)
+    session_id = column(1)
+    message_id = column(2)
+    sha256 = column(3)
+    filename = column(4)
+    media_type = column(5)
+    size = column(6)
+    created_at = time_column(7)
 
 
-@dataclass(frozen=True, slots=True)
-class FileVersion:
+class FileVersion(Record):
     """One saved version of a file a session worked on."""
 
-    id: str
-    session_id: str
-    path: str
-    version: int
-    sha256: str
-    size: int
-    media_type: str | None
-    message_id: str | None
-    created_at: datetime
+    __slots__ = ()
+    _fields = ("id", "session_id", "path", "version", "sha256", "size", "media_type",
+               "message_id", "created_at")
+    id = column(0)
+    session_id = column(1)
+    path = column(2)
+    version = column(3)
+    sha256 = column(4)
+    size = column(5)
+    media_type = column(6)
+    message_id = column(7)
+    created_at = time_column(8)
 
 
-@dataclass(frozen=True, slots=True)
-class Branch:
+class _Plain:
+    """A small immutable value with named fields (no row behind it)."""
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()
+
+    def __init__(self, *values) -> None:
+        for name, value in zip(self._fields, values, strict=True):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name, value) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, n) == getattr(other, n) for n in self._fields)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def to_dict(self) -> dict:
+        """Every field, in declaration order."""
+        return {n: getattr(self, n) for n in self._fields}
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{n}={getattr(self, n)!r}" for n in self._fields)
+        return f"{type(self).__name__}({fields})"
+
+
+class Branch(_Plain):
     """A leaf of the message tree, i.e. the end of one branch."""
 
-    leaf: Message
-    is_active: bool
+    __slots__ = ("leaf", "is_active")
+    _fields = ("leaf", "is_active")
 
     @property
     def length(self) -> int:
         return self.leaf.depth + 1
 
 
-@dataclass(frozen=True, slots=True)
-class SearchHit:
-    message: Message
-    session_title: str | None
-    snippet: str
-    #: Higher is better; comparable only within one result list.
-    score: float
+class SearchHit(_Plain):
+    """A search result: the message, its session's title, a snippet and a score."""
+
+    __slots__ = ("message", "session_title", "snippet", "score")
+    _fields = ("message", "session_title", "snippet", "score")
 
 
-@dataclass(frozen=True, slots=True)
-class Page(Generic[T]):
+class Page(_Plain, Generic[T]):
     """One page of a keyset-paginated listing; pass ``next_cursor`` to get the next."""
 
-    items: list[T] = field(default_factory=list)
-    next_cursor: str | None = None
+    __slots__ = ("items", "next_cursor")
+    _fields = ("items", "next_cursor")
+
+    def __init__(self, items: list[T] | None = None, next_cursor: str | None = None) -> None:
+        super().__init__([] if items is None else items, next_cursor)

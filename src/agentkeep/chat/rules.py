@@ -14,11 +14,8 @@ from ..codec import (
     check_id,
     check_text,
     dump_json,
-    load_json,
-    load_time,
 )
 from ..errors import InvalidInput
-from .models import Attachment, FileVersion, Message, Session, ToolCall
 
 ROLES = ("system", "user", "assistant", "tool")
 SESSION_STATUSES = ("active", "archived", "deleted")
@@ -91,6 +88,10 @@ def text_of_parts(parts: list[dict[str, Any]]) -> str:
     return "\n".join(part["text"] for part in parts if part.get("type") == "text")
 
 
+def _object_json(field: str, value: object) -> str:
+    return "{}" if value is None else dump_json(field, check_object(field, value))
+
+
 def prepare_message(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Validate one message's fields; return them encoded for INSERT_MESSAGE."""
     unknown = set(fields) - MESSAGE_FIELDS
@@ -111,7 +112,7 @@ def prepare_message(fields: Mapping[str, Any]) -> dict[str, Any]:
         "role": role,
         "content": content,
         "parts": parts,
-        "parts_json": dump_json("parts", parts),
+        "parts_json": dump_json("parts", parts) if parts else "[]",
         "provider": check_text("provider", fields.get("provider"), optional=True,
                                max_length=MAX_NAME_LENGTH),
         "model": check_text("model", fields.get("model"), optional=True,
@@ -122,40 +123,9 @@ def prepare_message(fields: Mapping[str, Any]) -> dict[str, Any]:
         "output_tokens": output_tokens,
         "usage": usage,
         "cost_nanos": encode_cost("cost", fields.get("cost")),
-        "metadata_json": dump_json("metadata", check_object("metadata", fields.get("metadata"))),
+        "metadata_json": _object_json("metadata", fields.get("metadata")),
         "summary": summary,
     }
-
-
-def decode_session(row: tuple) -> Session:
-    return Session(
-        row[0], row[1], row[2], row[3], row[4], row[5], json.loads(row[6]), json.loads(row[7]),
-        row[8], row[9], row[10], row[11], row[12], row[13], row[14], row[15] / NANOS,
-        load_time(row[16]), load_time(row[17]), load_time(row[18]), load_time(row[19]),
-        row[20])
-
-
-def decode_message(row: tuple) -> Message:
-    return Message(
-        row[0], row[1], row[2], row[3], row[4], row[5], row[6], json.loads(row[7]), row[8],
-        row[9], row[10], row[11], row[12], load_json(row[13]), row[14] / NANOS,
-        json.loads(row[15]), load_time(row[16]))
-
-
-def decode_tool_call(row: tuple) -> ToolCall:
-    return ToolCall(
-        row[0], row[1], row[2], row[3], row[4], load_json(row[5]), load_json(row[6]), row[7],
-        row[8], row[9], row[10], load_time(row[11]), load_time(row[12]), load_time(row[13]),
-        row[14])
-
-
-def decode_attachment(row: tuple) -> Attachment:
-    return Attachment(row[0], row[1], row[2], row[3], row[4], row[5], row[6], load_time(row[7]))
-
-
-def decode_file(row: tuple) -> FileVersion:
-    return FileVersion(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7],
-                       load_time(row[8]))
 
 
 def encode_cursor(active_at: datetime, session_id: str) -> str:

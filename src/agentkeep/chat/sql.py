@@ -58,13 +58,16 @@ SET_SESSION_STATUS = (
     "UPDATE sessions SET status = ?, deleted_at = ?, updated_at = ? WHERE id = ?"
 )
 DELETE_SESSION = "DELETE FROM sessions WHERE id = ?"
-UPDATE_SESSION_HEAD = "UPDATE sessions SET head_id = ?, updated_at = ? WHERE id = ?"
+UPDATE_SESSION_HEAD = (
+    "UPDATE sessions SET head_id = ?, head_depth = ?, updated_at = ? WHERE id = ?"
+)
 UPDATE_SESSION_SUMMARY = "UPDATE sessions SET summary_id = ?, updated_at = ? WHERE id = ?"
 # Counters move in the same transaction as the messages they count.
 ADD_TO_SESSION = (
     "UPDATE sessions SET message_count = message_count + ?, input_tokens = input_tokens + ?, "
     "output_tokens = output_tokens + ?, cost_nanos = cost_nanos + ?, head_id = ?, "
-    "summary_id = COALESCE(?, summary_id), updated_at = ?, active_at = ? WHERE id = ?"
+    "head_depth = ?, summary_id = COALESCE(?, summary_id), updated_at = ?, active_at = ? "
+    "WHERE id = ?"
 )
 # sum() of a bigint is numeric on PostgreSQL: cast back so both dialects return ints.
 RECOUNT_SESSION = (
@@ -74,16 +77,17 @@ RECOUNT_SESSION = (
 )
 
 # What an append needs to know, read under the lock that serialises appends to a session
-# (SQLite: the BEGIN IMMEDIATE write lock; PostgreSQL: the session row lock).
-SESSION_FOR_APPEND = (
-    "SELECT s.status, s.head_id, s.message_count, h.depth FROM sessions s "
-    "LEFT JOIN messages h ON h.id = s.head_id WHERE s.id = ?"
-)
-# PostgreSQL locks the row first and reads the head's depth in a second statement: a
-# join in a FOR UPDATE query would keep the head row it saw before waiting for the lock
-# (READ COMMITTED re-checks only the locked row), giving a stale depth.
-LOCK_SESSION = "SELECT status, head_id, message_count FROM sessions WHERE id = ? FOR UPDATE"
-MESSAGE_DEPTH = "SELECT depth FROM messages WHERE id = ?"
+# (SQLite: the BEGIN IMMEDIATE write lock; PostgreSQL: the session row lock). head_depth
+# lives on the session so no join is needed; a join in a FOR UPDATE query would return
+# the head row seen before waiting for the lock under READ COMMITTED.
+SESSION_FOR_APPEND = {
+    "sqlite": "SELECT status, head_id, message_count, head_depth FROM sessions WHERE id = ?",
+    "postgresql": (
+        "SELECT status, head_id, message_count, head_depth FROM sessions WHERE id = ? "
+        "FOR UPDATE"
+    ),
+}
+SESSION_FOR_READ = SESSION_FOR_APPEND["sqlite"]
 
 # --- messages -------------------------------------------------------------------------
 INSERT_MESSAGE = (
@@ -93,9 +97,21 @@ INSERT_MESSAGE = (
 )
 SELECT_MESSAGE = f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.id = ?"
 MESSAGE_POSITION = "SELECT session_id, depth, seq FROM messages WHERE id = ?"
+# Every message of a session, all branches, in append order.
+SESSION_MESSAGES = (
+    f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.session_id = ? AND m.seq > ? "
+    "ORDER BY m.seq LIMIT ?"
+)
 
 # A linear session (every message on the head's path) reads its history straight off the
 # (session_id, seq) index; seq = depth + 1 there.
+# The common read, the newest N of a live linear session, in one statement: no rows means
+# "not that case" and the general path runs.
+RECENT_LINEAR = (
+    f"SELECT {MESSAGE_COLUMNS} FROM sessions s JOIN messages m ON m.session_id = s.id "
+    "WHERE s.id = ? AND s.status <> 'deleted' AND s.head_depth + 1 = s.message_count "
+    "ORDER BY m.seq DESC LIMIT ?"
+)
 LINEAR_HISTORY_NEWEST = (
     f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.session_id = ? AND m.seq >= ? "
     "AND m.seq <= ? ORDER BY m.seq DESC LIMIT ?"
@@ -147,9 +163,12 @@ LAST_TURNS = (
     f" SELECT {MESSAGE_COLUMNS} FROM path JOIN messages m ON m.id = path.id ORDER BY m.depth"
 )
 # Leaves: messages nothing answers. The parent index makes NOT EXISTS a lookup.
+# Leaves: messages no other message of the session answers. One pass over the session's
+# rows (parent_id has no index: it would cost every append a page write).
 BRANCH_LEAVES = (
-    f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.session_id = ? AND NOT EXISTS "
-    "(SELECT 1 FROM messages c WHERE c.parent_id = m.id) ORDER BY m.seq"
+    f"SELECT {MESSAGE_COLUMNS} FROM messages m WHERE m.session_id = ? AND m.id NOT IN "
+    "(SELECT c.parent_id FROM messages c WHERE c.session_id = ? AND c.parent_id IS NOT NULL) "
+    "ORDER BY m.seq"
 )
 
 # --- tool calls -------------------------------------------------------------------------
@@ -164,10 +183,10 @@ LOCK_TOOL_CALL = {
     "sqlite": SELECT_TOOL_CALL,
     "postgresql": SELECT_TOOL_CALL + " FOR UPDATE",
 }
-# The newest call with the provider's id in the session is the one a result answers.
+# A result finishes the newest unfinished call with that id (a finished one is left alone).
 TOOL_CALL_BY_CALL_ID = (
     "SELECT id FROM tool_calls WHERE session_id = ? AND call_id = ? "
-    "ORDER BY created_at DESC, id DESC LIMIT 1"
+    "AND status IN ('pending', 'running', 'failed') ORDER BY created_at DESC, id DESC LIMIT 1"
 )
 START_TOOL_CALL = (
     "UPDATE tool_calls SET status = 'running', started_at = ?, finished_at = NULL, "
@@ -238,7 +257,8 @@ DELETE_UNREFERENCED_BLOB = (
 # is always findable by the next search.
 SEARCH_BACKLOG = (
     "SELECT COALESCE((SELECT max(pk) FROM messages), 0), "
-    "COALESCE((SELECT value FROM search_state WHERE name = 'fts'), 0)"
+    "COALESCE((SELECT value FROM search_state WHERE name = 'fts'), 0), "
+    "EXISTS (SELECT 1 FROM sessions WHERE status = 'deleted')"
 )
 INDEX_BACKLOG = (
     "INSERT INTO messages_fts (rowid, content) SELECT pk, content FROM messages "
@@ -254,22 +274,38 @@ UNINDEX_SESSION = (
     "FROM messages WHERE session_id = ? AND pk <= "
     "COALESCE((SELECT value FROM search_state WHERE name = 'fts'), 0)"
 )
+# After a purge the highest pks may be gone and SQLite reuses them: lower the mark so a
+# new message with a reused pk is still indexed.
+LOWER_HIGH_WATER = (
+    "UPDATE search_state SET value = (SELECT COALESCE(max(pk), 0) FROM messages) "
+    "WHERE name = 'fts' AND value > (SELECT COALESCE(max(pk), 0) FROM messages)"
+)
+# SQLite: rank every match without building snippets, then build snippets for the top
+# hits only (snippet() re-reads each document, and a sorted query computes its result
+# columns for every match before the LIMIT applies).
 SEARCH = {
     "sqlite": (
         f"SELECT {MESSAGE_COLUMNS}, s.title, snippet(messages_fts, 0, ?, ?, '…', 16), "
         "-bm25(messages_fts) FROM messages_fts JOIN messages m ON m.pk = messages_fts.rowid "
         "JOIN sessions s ON s.id = m.session_id WHERE messages_fts MATCH ? "
-        "AND s.status <> 'deleted'"
+        "AND messages_fts.rowid IN ({top}) ORDER BY bm25(messages_fts), m.pk DESC"
     ),
     "postgresql": (
         "WITH q AS (SELECT {tsquery} AS query) "
         f"SELECT {MESSAGE_COLUMNS}, s.title, ts_headline('english', m.content, q.query, ?), "
         "ts_rank_cd(m.search_vector, q.query) FROM q, messages m "
-        "JOIN sessions s ON s.id = m.session_id WHERE m.search_vector @@ q.query "
-        "AND s.status <> 'deleted'"
+        "JOIN sessions s ON s.id = m.session_id WHERE m.search_vector @@ q.query"
+        "{filters} ORDER BY 20 DESC, m.pk DESC LIMIT ?"
     ),
 }
-SEARCH_ORDER = {
-    "sqlite": " ORDER BY bm25(messages_fts), m.pk DESC LIMIT ?",
-    "postgresql": " ORDER BY 20 DESC, m.pk DESC LIMIT ?",
+# The top-ranked rowids for SEARCH["sqlite"]; joins only when a filter needs them.
+SEARCH_TOP = {
+    "plain": (
+        "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?"
+    ),
+    "filtered": (
+        "SELECT messages_fts.rowid FROM messages_fts "
+        "JOIN messages m ON m.pk = messages_fts.rowid JOIN sessions s ON s.id = m.session_id "
+        "WHERE messages_fts MATCH ?{filters} ORDER BY rank LIMIT ?"
+    ),
 }

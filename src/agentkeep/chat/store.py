@@ -10,7 +10,6 @@ session (messages, tokens, cost) change in the same transaction as the messages.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -48,12 +47,7 @@ from .rules import (
     check_blob,
     check_marks,
     check_object,
-    decode_attachment,
     decode_cursor,
-    decode_file,
-    decode_message,
-    decode_session,
-    decode_tool_call,
     encode_cursor,
     prepare_message,
 )
@@ -165,7 +159,7 @@ class ChatStore:
         row = conn.one(sql.SELECT_SESSION, (session_id,))
         if row is None or (row[2] == "deleted" and not include_deleted):
             raise NotFound(f"no session {session_id!r}")
-        return decode_session(row)
+        return Session(row)
 
     def get_session(self, session_id: str, *, include_deleted: bool = False) -> Session:
         """The session with its counters and head preview (read-only).
@@ -241,7 +235,7 @@ class ChatStore:
         query = sql.LIST_SESSIONS + " WHERE " + " AND ".join(clauses) + sql.LIST_SESSIONS_ORDER
         with self._read() as conn:
             rows = conn.all(query, (*params, limit + 1))
-        items = [decode_session(row) for row in rows[:limit]]
+        items = [Session(row) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
             next_cursor = encode_cursor(items[-1].active_at, items[-1].id)
@@ -290,6 +284,8 @@ class ChatStore:
             if self._dialect == "sqlite":
                 conn.run(sql.UNINDEX_SESSION, (session_id,))
             conn.run(sql.DELETE_SESSION, (session_id,))
+            if self._dialect == "sqlite":
+                conn.run(sql.LOWER_HIGH_WATER)
             for sha in blobs:
                 conn.run(sql.DELETE_UNREFERENCED_BLOB, (sha, sha, sha))
 
@@ -364,47 +360,33 @@ class ChatStore:
 
     def _append_rows(self, conn: Connection, session_id: str, prepared: list[dict[str, Any]],
                      parent_id: Any, created_at: list[datetime] | None = None) -> list[Message]:
-        if self._dialect == "postgresql":
-            row = conn.one(sql.LOCK_SESSION, (session_id,))
-            if row is not None and row[1] is not None:
-                row = (*row, conn.one(sql.MESSAGE_DEPTH, (row[1],))[0])
-            elif row is not None:
-                row = (*row, None)
-        else:
-            row = conn.one(sql.SESSION_FOR_APPEND, (session_id,))
+        row = conn.one(sql.SESSION_FOR_APPEND[self._dialect], (session_id,))
         if row is None or row[0] == "deleted":
             raise NotFound(f"no session {session_id!r}")
-        _, head_id, count, head_depth = row
-        if parent_id is _HEAD:
-            parent, depth = head_id, (-1 if head_depth is None else head_depth)
-        elif parent_id is None:
-            parent, depth = None, -1
-        else:
-            _, depth, _ = self._message_position(conn, "parent_id", parent_id, session_id)
-            parent = parent_id
+        _, parent, count, depth = row
+        if parent_id is not _HEAD:
+            parent, depth = parent_id, -1
+            if parent_id is not None:
+                depth = self._message_position(conn, "parent_id", parent_id, session_id)[1]
         stamp = now()
+        stamp_value = self._time(stamp)
         messages, rows = [], []
         summary_id = None
-        totals = [0, 0, 0]
+        input_tokens = output_tokens = cost_nanos = 0
         for index, item in enumerate(prepared):
             message_id = new_id()
             depth += 1
             count += 1
-            created = created_at[index] if created_at else stamp
-            rows.append((
-                message_id, session_id, parent, count, depth, item["role"], item["content"],
-                item["parts_json"], item["provider"], item["model"], item["finish_reason"],
-                item["input_tokens"], item["output_tokens"], item["usage"], item["cost_nanos"],
-                item["metadata_json"], self._time(created)))
-            messages.append(Message(
-                message_id, session_id, parent, count, depth, item["role"], item["content"],
-                item["parts"], item["provider"], item["model"], item["finish_reason"],
-                item["input_tokens"], item["output_tokens"],
-                None if item["usage"] is None else json.loads(item["usage"]),
-                item["cost_nanos"] / 1e9, json.loads(item["metadata_json"]), created))
-            totals[0] += item["input_tokens"]
-            totals[1] += item["output_tokens"]
-            totals[2] += item["cost_nanos"]
+            row = (message_id, session_id, parent, count, depth, item["role"], item["content"],
+                   item["parts_json"], item["provider"], item["model"], item["finish_reason"],
+                   item["input_tokens"], item["output_tokens"], item["usage"],
+                   item["cost_nanos"], item["metadata_json"],
+                   self._time(created_at[index]) if created_at else stamp_value)
+            rows.append(row)
+            messages.append(Message(row))
+            input_tokens += item["input_tokens"]
+            output_tokens += item["output_tokens"]
+            cost_nanos += item["cost_nanos"]
             if item["summary"]:
                 summary_id = message_id
             parent = message_id
@@ -413,15 +395,16 @@ class ChatStore:
         else:
             conn.many(sql.INSERT_MESSAGE, rows)
         conn.run(sql.ADD_TO_SESSION, (
-            len(rows), totals[0], totals[1], totals[2], parent, summary_id,
-            self._time(stamp), self._time(stamp), session_id))
-        for message in messages:
-            if message.parts:
-                self._record_parts(conn, message, stamp)
+            len(rows), input_tokens, output_tokens, cost_nanos, parent, depth, summary_id,
+            stamp_value, stamp_value, session_id))
+        for message, item in zip(messages, prepared, strict=True):
+            if item["parts"]:
+                self._record_parts(conn, message, item["parts"], stamp)
         return messages
 
-    def _record_parts(self, conn: Connection, message: Message, stamp: datetime) -> None:
-        for part in message.parts:
+    def _record_parts(self, conn: Connection, message: Message, parts: list[dict[str, Any]],
+                      stamp: datetime) -> None:
+        for part in parts:
             kind = part.get("type")
             if kind == "tool_call":
                 arguments = part.get("arguments", part.get("input", {}))
@@ -444,7 +427,7 @@ class ChatStore:
             if row is None:
                 raise NotFound(f"no message {message_id!r}")
             self._live_session(conn, row[1])
-        return decode_message(row)
+        return Message(row)
 
     def history(self, session_id: str, *, last: int | None = None, first: int | None = None,
                 before: str | None = None, after: str | None = None,
@@ -470,7 +453,12 @@ class ChatStore:
         check_id("after", after, optional=True)
         check_flag("since_summary", since_summary)
         with self._read() as conn:
-            row = conn.one(sql.SESSION_FOR_APPEND, (session_id,))
+            if last is not None and before is None and after is None and not since_summary:
+                rows = conn.all(sql.RECENT_LINEAR, (session_id, last))
+                if rows:
+                    rows.reverse()
+                    return list(map(Message, rows))
+            row = conn.one(sql.SESSION_FOR_READ, (session_id,))
             if row is None or row[0] == "deleted":
                 raise NotFound(f"no session {session_id!r}")
             _, head_id, count, head_depth = row
@@ -478,11 +466,10 @@ class ChatStore:
                 return []
             low, high = 0, head_depth
             start = head_id
-            session = None
             if since_summary:
-                session = self._get_session(conn, session_id)
-                if session.summary_id and self._on_branch(conn, head_id, session.summary_id):
-                    low = self._message_position(conn, "summary", session.summary_id)[1]
+                summary_id = self._get_session(conn, session_id).summary_id
+                if summary_id and self._on_branch(conn, head_id, summary_id):
+                    low = self._message_position(conn, "summary", summary_id)[1]
             if after is not None:
                 low = max(low, self._cursor_depth(conn, "after", after, session_id, head_id) + 1)
             if before is not None:
@@ -502,7 +489,7 @@ class ChatStore:
                 rows = conn.all(sql.PATH_HISTORY_OLDEST, (start, low, NO_LIMIT, low, first))
             else:
                 rows = conn.all(sql.PATH_HISTORY_NEWEST, (start, low, last or NO_LIMIT, low))
-        return [decode_message(r) for r in rows]
+        return list(map(Message, rows))
 
     def _on_branch(self, conn: Connection, head_id: str, message_id: str) -> bool:
         _, depth, _ = self._message_position(conn, "message_id", message_id)
@@ -530,7 +517,7 @@ class ChatStore:
             if head_id is None:
                 return []
             rows = conn.all(sql.LAST_TURNS, (head_id, turns))
-        return [decode_message(r) for r in rows]
+        return [Message(r) for r in rows]
 
     def set_summary(self, session_id: str, message_id: str | None) -> Session:
         """Mark ``message_id`` as the summary that history(since_summary=True) starts at."""
@@ -556,7 +543,7 @@ class ChatStore:
             row = conn.one(sql.SELECT_MESSAGE, (message_id,))
             if row is None:
                 raise NotFound(f"no message {message_id!r}")
-            original = decode_message(row)
+            original = Message(row)
             fields = {
                 "role": original.role,
                 "content": content if content is not None or parts is not None
@@ -574,8 +561,8 @@ class ChatStore:
         check_id("session_id", session_id)
         with self._read() as conn:
             head_id = self._get_session(conn, session_id).head_id
-            rows = conn.all(sql.BRANCH_LEAVES, (session_id,))
-        return [Branch(decode_message(r), r[0] == head_id) for r in rows]
+            rows = conn.all(sql.BRANCH_LEAVES, (session_id, session_id))
+        return [Branch(Message(r), r[0] == head_id) for r in rows]
 
     def switch_branch(self, session_id: str, message_id: str) -> Session:
         """Make ``message_id`` the head: history then ends there (commits)."""
@@ -583,8 +570,8 @@ class ChatStore:
         check_id("message_id", message_id)
         with self._write() as conn:
             self._live_session(conn, session_id)
-            self._message_position(conn, "message_id", message_id, session_id)
-            conn.run(sql.UPDATE_SESSION_HEAD, (message_id, self._time(now()), session_id))
+            depth = self._message_position(conn, "message_id", message_id, session_id)[1]
+            conn.run(sql.UPDATE_SESSION_HEAD, (message_id, depth, self._time(now()), session_id))
             return self._get_session(conn, session_id)
 
     def fork(self, session_id: str, message_id: str | None = None, *,
@@ -614,7 +601,7 @@ class ChatStore:
             if at is None:
                 return forked
             rows = conn.all(sql.PATH_HISTORY_NEWEST, (at, 0, NO_LIMIT, 0))
-            path = [decode_message(r) for r in rows]
+            path = [Message(r) for r in rows]
             prepared = [prepare_message({
                 "role": m.role, "content": m.content, "parts": m.parts, "provider": m.provider,
                 "model": m.model, "finish_reason": m.finish_reason, "usage": m.usage,
@@ -642,7 +629,7 @@ class ChatStore:
             tool_call_id = new_id()
             conn.run(sql.INSERT_TOOL_CALL, (tool_call_id, session_id, message_id, call_id, name,
                                             encoded, self._time(now())))
-            return decode_tool_call(conn.one(sql.SELECT_TOOL_CALL, (tool_call_id,)))
+            return ToolCall(conn.one(sql.SELECT_TOOL_CALL, (tool_call_id,)))
 
     def _tool_call(self, conn: Connection, tool_call_id: str, *, lock: bool = False
                    ) -> ToolCall:
@@ -650,7 +637,7 @@ class ChatStore:
                        (tool_call_id,))
         if row is None:
             raise NotFound(f"no tool call {tool_call_id!r}")
-        return decode_tool_call(row)
+        return ToolCall(row)
 
     def get_tool_call(self, tool_call_id: str) -> ToolCall:
         """One tool call by id (read-only). Raises NotFound."""
@@ -727,7 +714,7 @@ class ChatStore:
         with self._read() as conn:
             rows = conn.all(sql.LIST_TOOL_CALLS + where + sql.LIST_TOOL_CALLS_ORDER,
                             (*params, limit))
-        return [decode_tool_call(r) for r in rows]
+        return [ToolCall(r) for r in rows]
 
     # --- attachments and files --------------------------------------------------------------
     def _store_blob(self, conn: Connection, data: bytes, stamp: datetime) -> str:
@@ -758,13 +745,13 @@ class ChatStore:
             attachment_id = new_id()
             conn.run(sql.INSERT_ATTACHMENT, (attachment_id, session_id, message_id, sha,
                                              filename, media_type, len(data), self._time(stamp)))
-            return decode_attachment(conn.one(sql.SELECT_ATTACHMENT, (attachment_id,)))
+            return Attachment(conn.one(sql.SELECT_ATTACHMENT, (attachment_id,)))
 
     def attachments(self, message_id: str) -> list[Attachment]:
         """The attachments of a message (read-only)."""
         check_id("message_id", message_id)
         with self._read() as conn:
-            return [decode_attachment(r) for r in conn.all(sql.LIST_ATTACHMENTS, (message_id,))]
+            return [Attachment(r) for r in conn.all(sql.LIST_ATTACHMENTS, (message_id,))]
 
     def read_attachment(self, attachment_id: str) -> bytes:
         """An attachment's content (read-only). Raises NotFound."""
@@ -795,7 +782,7 @@ class ChatStore:
             sha = hashlib.sha256(data).hexdigest()
             latest = conn.one(sql.LATEST_FILE_VERSION, (session_id, path))
             if latest is not None and latest[1] == sha:
-                return decode_file(conn.one(sql.SELECT_FILE_VERSION,
+                return FileVersion(conn.one(sql.SELECT_FILE_VERSION,
                                             (session_id, path, latest[0])))
             stamp = now()
             self._store_blob(conn, data, stamp)
@@ -803,14 +790,14 @@ class ChatStore:
             conn.run(sql.INSERT_FILE_VERSION, (new_id(), session_id, path, version, sha,
                                                len(data), media_type, message_id,
                                                self._time(stamp)))
-            return decode_file(conn.one(sql.SELECT_FILE_VERSION, (session_id, path, version)))
+            return FileVersion(conn.one(sql.SELECT_FILE_VERSION, (session_id, path, version)))
 
     def files(self, session_id: str) -> list[FileVersion]:
         """The latest version of every file of a session, by path (read-only)."""
         check_id("session_id", session_id)
         with self._read() as conn:
             self._live_session(conn, session_id)
-            return [decode_file(r) for r in conn.all(sql.LIST_FILES, (session_id,))]
+            return [FileVersion(r) for r in conn.all(sql.LIST_FILES, (session_id,))]
 
     def file_versions(self, session_id: str, path: str) -> list[FileVersion]:
         """Every version of one file, oldest first (read-only)."""
@@ -818,7 +805,7 @@ class ChatStore:
         check_text("path", path)
         with self._read() as conn:
             self._live_session(conn, session_id)
-            return [decode_file(r) for r in conn.all(sql.LIST_FILE_VERSIONS, (session_id, path))]
+            return [FileVersion(r) for r in conn.all(sql.LIST_FILE_VERSIONS, (session_id, path))]
 
     def read_file(self, session_id: str, path: str, version: int | None = None) -> bytes:
         """A file's content at ``version`` (default: latest). Raises NotFound."""
@@ -838,15 +825,20 @@ class ChatStore:
 
     # --- search ----------------------------------------------------------------------------
     def catch_up_index(self) -> int:
-        """Index messages appended since the last search (SQLite); returns how many."""
+        """Index messages appended since the last search (SQLite); returns how many.
+
+        ``search`` does this itself; call it to move the indexing cost off the first
+        search after a bulk import.
+        """
         if self._dialect != "sqlite":
             return 0
         with self._read() as conn:
-            newest, indexed = conn.one(sql.SEARCH_BACKLOG)
-        if newest <= indexed:
-            return 0
+            newest, indexed, _ = conn.one(sql.SEARCH_BACKLOG)
+        return self._index_backlog() if newest > indexed else 0
+
+    def _index_backlog(self) -> int:
         with self._write() as conn:
-            newest, indexed = conn.one(sql.SEARCH_BACKLOG)
+            newest, indexed, _ = conn.one(sql.SEARCH_BACKLOG)
             if newest > indexed:
                 conn.run(sql.INDEX_BACKLOG, (indexed, newest))
                 conn.run(sql.SET_HIGH_WATER, (newest,))
@@ -880,21 +872,34 @@ class ChatStore:
         if until is not None:
             clauses.append("m.created_at < ?")
             params.append(self._time(check_time("until", until)))
-        where = "".join(f" AND {clause}" for clause in clauses)
+        filters = "".join(f" AND {clause}" for clause in clauses)
         if self._dialect == "sqlite":
-            self.catch_up_index()
-            statement = sql.SEARCH["sqlite"] + where + sql.SEARCH_ORDER["sqlite"]
-            arguments = (start, stop, to_fts5(parsed), *params, limit)
-        else:
-            expression, query_params = to_tsquery_sql(parsed)
-            options = (f'StartSel="{start}", StopSel="{stop}", MaxWords=24, MinWords=8, '
-                       'MaxFragments=2, FragmentDelimiter=" … "')
-            statement = (sql.SEARCH["postgresql"].replace("{tsquery}", expression) + where
-                         + sql.SEARCH_ORDER["postgresql"])
-            arguments = (*query_params, options, *params, limit)
+            return self._search_sqlite(to_fts5(parsed), filters, params, limit, start, stop)
+        expression, query_params = to_tsquery_sql(parsed)
+        options = (f'StartSel="{start}", StopSel="{stop}", MaxWords=24, MinWords=8, '
+                   'MaxFragments=2, FragmentDelimiter=" … "')
+        statement = sql.SEARCH["postgresql"].replace("{tsquery}", expression).replace(
+            "{filters}", " AND s.status <> 'deleted'" + filters)
         with self._read() as conn:
-            rows = conn.all(statement, arguments)
-        return [SearchHit(decode_message(r), r[17], r[18], float(r[19])) for r in rows]
+            rows = conn.all(statement, (*query_params, options, *params, limit))
+        return [SearchHit(Message(r), r[17], r[18], float(r[19])) for r in rows]
+
+    def _search_sqlite(self, match: str, filters: str, params: list, limit: int, start: str,
+                       stop: str) -> list[SearchHit]:
+        with self._read() as conn:
+            newest, indexed, any_deleted = conn.one(sql.SEARCH_BACKLOG)
+        if newest > indexed:  # a committed message is always findable by the next search
+            self._index_backlog()
+        if filters or any_deleted:
+            top = sql.SEARCH_TOP["filtered"].replace(
+                "{filters}", " AND s.status <> 'deleted'" + filters)
+            top_params = (match, *params, limit)
+        else:
+            top, top_params = sql.SEARCH_TOP["plain"], (match, limit)
+        with self._read() as conn:
+            rows = conn.all(sql.SEARCH["sqlite"].replace("{top}", top),
+                            (start, stop, match, *top_params))
+        return [SearchHit(Message(r), r[17], r[18], float(r[19])) for r in rows]
 
     def iter_sessions(self, **filters: Any) -> Iterator[Session]:
         """Every session matching the filters of :meth:`list_sessions`, page by page."""

@@ -39,7 +39,9 @@ def error_console() -> Console:
 
 
 def jsonable(value: Any) -> Any:
-    """``value`` as plain JSON data: dataclasses as objects, datetimes as ISO-8601."""
+    """``value`` as plain JSON data: records as objects, datetimes as ISO-8601."""
+    if hasattr(value, "to_dict") and not isinstance(value, type):
+        return jsonable(value.to_dict())
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {field.name: jsonable(getattr(value, field.name))
                 for field in dataclasses.fields(value)}

@@ -48,6 +48,7 @@ def upgrade() -> None:
         sa.Column("parent_id", sa.Text(), nullable=True),
         sa.Column("forked_from_id", sa.Text(), nullable=True),
         sa.Column("head_id", sa.Text(), nullable=True),
+        sa.Column("head_depth", sa.BigInteger(), server_default="-1", nullable=False),
         sa.Column("summary_id", sa.Text(), nullable=True),
         sa.Column("message_count", sa.BigInteger(), server_default="0", nullable=False),
         sa.Column("input_tokens", sa.BigInteger(), server_default="0", nullable=False),
@@ -63,6 +64,14 @@ def upgrade() -> None:
     )
     op.create_index("sessions_by_activity", "sessions", ["active_at", "id"], unique=False)
     op.create_index("sessions_by_parent", "sessions", ["parent_id"], unique=False)
+    op.create_index(
+        "sessions_deleted",
+        "sessions",
+        ["id"],
+        unique=False,
+        sqlite_where=sa.text("status = 'deleted'"),
+        postgresql_where=sa.text("status = 'deleted'"),
+    )
     op.create_table(
         "messages",
         sa.Column("pk", ROW_ID, autoincrement=True, nullable=False),
@@ -84,14 +93,11 @@ def upgrade() -> None:
         sa.Column("metadata", JSON, server_default="{}", nullable=False),
         sa.Column("created_at", TIME, nullable=False),
         sa.CheckConstraint("role IN ('system', 'user', 'assistant', 'tool')", name="messages_role"),
-        sa.ForeignKeyConstraint(["parent_id"], ["messages.id"], ondelete="CASCADE"),
         sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("pk"),
         sa.UniqueConstraint("id"),
         sa.UniqueConstraint("session_id", "seq", name="messages_session_seq"),
-        sqlite_autoincrement=True,
     )
-    op.create_index("messages_by_parent", "messages", ["parent_id"], unique=False)
     op.create_table(
         "attachments",
         sa.Column("id", sa.Text(), nullable=False),
@@ -134,6 +140,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("session_id", "path", "version", name="file_versions_path_version"),
     )
     op.create_index("file_versions_by_blob", "file_versions", ["blob_sha256"], unique=False)
+    op.create_index("file_versions_by_message", "file_versions", ["message_id"], unique=False)
     op.create_table(
         "tool_calls",
         sa.Column("id", sa.Text(), nullable=False),

@@ -1,0 +1,91 @@
+"""Read-only records over database rows, decoded lazily.
+
+A record keeps the row tuple as the database returned it and decodes a field (JSON,
+times) the first time it is read. Reading the last 50 messages then costs about
+0.2 µs per message instead of the ~5 µs of decoding every field up front, which
+matters when history is read on every turn (see docs/performance.md).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from functools import cached_property
+from typing import Any
+
+UTC = timezone.utc
+_EMPTY_LIST = "[]"
+_EMPTY_OBJECT = "{}"
+
+
+class Record:
+    """Base of the model classes: immutable, equal when their rows are equal."""
+
+    __slots__ = ("_row", "__dict__")
+    _fields: tuple[str, ...] = ()
+
+    def __init__(self, row: tuple) -> None:
+        object.__setattr__(self, "_row", row)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is read-only")
+
+    __delattr__ = __setattr__  # type: ignore[assignment]
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in self._fields)
+
+    def __hash__(self) -> int:
+        return hash((type(self).__name__, self._row[0]))
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({fields})"
+
+    def __reduce__(self):
+        return (type(self), (self._row,))
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, decoded, in declaration order."""
+        return {name: getattr(self, name) for name in self._fields}
+
+
+def column(index: int, doc: str | None = None) -> property:
+    """A field read straight from the row."""
+    return property(lambda self: self._row[index], doc=doc)
+
+
+def json_column(index: int, doc: str | None = None) -> cached_property:
+    """A JSON field, decoded on first read ([] and {} without the parser)."""
+    def decode(self):
+        text = self._row[index]
+        if text is None:
+            return None
+        if text == _EMPTY_LIST:
+            return []
+        if text == _EMPTY_OBJECT:
+            return {}
+        return json.loads(text)
+    decode.__doc__ = doc
+    return cached_property(decode)
+
+
+def time_column(index: int, doc: str | None = None) -> cached_property:
+    """A time field: ISO text (SQLite) or a datetime (PostgreSQL), as an aware UTC datetime."""
+    def decode(self):
+        value = self._row[index]
+        if value is None:
+            return None
+        if isinstance(value, datetime):
+            return value.astimezone(UTC)
+        return datetime.fromisoformat(value)
+    decode.__doc__ = doc
+    return cached_property(decode)
+
+
+def nanos_column(index: int, doc: str | None = None) -> property:
+    """An amount stored in 10^-9 units (exact sums), read as a float."""
+    return property(lambda self: self._row[index] / 1_000_000_000, doc=doc)
+
