@@ -29,12 +29,25 @@ def _async_method(name: str, sync_function: Any) -> Any:
     return method
 
 
+def _async_generator(name: str, sync_function: Any) -> Any:
+    # A sync generator would load its pages on the event loop: fetch each item in a thread.
+    @functools.wraps(sync_function)
+    async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+        iterator = await asyncio.to_thread(getattr(self._sync, name), *args, **kwargs)
+        done = object()
+        while (item := await asyncio.to_thread(next, iterator, done)) is not done:
+            yield item
+
+    return method
+
+
 def _async_twin(sync_class: type) -> type:
     namespace: dict[str, Any] = {"__doc__": f"Async twin of {sync_class.__name__}."}
     for name, member in vars(sync_class).items():
         if name.startswith("_") or name == "transaction" or not inspect.isfunction(member):
             continue
-        namespace[name] = _async_method(name, member)
+        wrap = _async_generator if inspect.isgeneratorfunction(member) else _async_method
+        namespace[name] = wrap(name, member)
     namespace["__init__"] = lambda self, sync, backend, concern: (
         setattr(self, "_sync", sync), setattr(self, "_backend", backend),
         setattr(self, "_concern", concern), None)[-1]
