@@ -23,3 +23,25 @@ def test_bad_session_ids(store, bad):
     with pytest.raises(agentkeep.InvalidInput, match="id"):
         store.chat.create_session(id=bad)
     assert store.chat.list_sessions().items == []
+
+
+def test_soft_deleted_sessions_hide_their_tool_calls_and_attachments(store):
+    session = store.chat.create_session()
+    asked = store.chat.append(session.id, "assistant", "calling", parts=[
+        {"type": "tool_call", "id": "c1", "name": "lookup", "arguments": {}}])
+    attachment = store.chat.attach(asked.id, b"data", filename="a.txt")
+    assert len(store.chat.tool_calls(session.id)) == 1
+    store.chat.delete_session(session.id)
+    assert store.chat.tool_calls() == []
+    with pytest.raises(agentkeep.NotFound):
+        store.chat.attachments(asked.id)
+    with pytest.raises(agentkeep.NotFound):
+        store.chat.read_attachment(attachment.id)
+    store.chat.restore_session(session.id)
+    assert [a.id for a in store.chat.attachments(asked.id)] == [attachment.id]
+    assert store.chat.read_attachment(attachment.id) == b"data"
+
+
+def test_schema_prefix_with_a_trailing_newline_is_refused(tmp_path):
+    with pytest.raises(agentkeep.InvalidInput, match="schema_prefix"):
+        agentkeep.open(tmp_path, schema_prefix="abc\n")

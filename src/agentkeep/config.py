@@ -74,7 +74,7 @@ def resolve(
     if not isinstance(target, (str, os.PathLike)):
         raise InvalidInput("target", f"expected a directory path or a postgresql:// URL, "
                                      f"got {type(target).__name__}")
-    if not _IDENTIFIER.match(schema_prefix or ""):
+    if not isinstance(schema_prefix, str) or not _IDENTIFIER.fullmatch(schema_prefix):
         raise InvalidInput("schema_prefix", "must be a lowercase SQL identifier "
                                             "(letters, digits, _; at most 41 characters)")
     if isinstance(busy_timeout, bool) or not isinstance(busy_timeout, (int, float)) \

@@ -68,7 +68,8 @@ def test_identical_content_is_stored_once(store, message):
 
 
 def test_attachments_of_unknown_things(store, message):
-    assert store.chat.attachments("no-such-message") == []
+    with pytest.raises(NotFound):
+        store.chat.attachments("no-such-message")
     with pytest.raises(NotFound):
         store.chat.read_attachment("missing")
     with pytest.raises(NotFound):

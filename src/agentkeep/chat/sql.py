@@ -197,7 +197,11 @@ FINISH_TOOL_CALL = (
     "UPDATE tool_calls SET status = ?, output = ?, error = ?, finished_at = ?, duration_ms = ?, "
     "result_message_id = COALESCE(?, result_message_id) WHERE id = ?"
 )
-LIST_TOOL_CALLS = f"SELECT {TOOL_CALL_COLUMNS} FROM tool_calls t"
+# Calls of soft-deleted sessions are hidden, like the sessions' messages.
+LIST_TOOL_CALLS = (
+    f"SELECT {TOOL_CALL_COLUMNS} FROM tool_calls t JOIN sessions s ON s.id = t.session_id "
+    "WHERE s.status <> 'deleted'"
+)
 LIST_TOOL_CALLS_ORDER = " ORDER BY t.created_at DESC, t.id DESC LIMIT ?"
 
 # --- blobs, attachments, files ------------------------------------------------------------

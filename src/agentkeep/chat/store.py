@@ -710,7 +710,7 @@ class ChatStore:
             clauses.append("t.status = ?")
             params.append(check_choice("status", status, TOOL_STATUSES))
         limit = check_limit("limit", limit, optional=False, maximum=100_000)
-        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        where = "".join(f" AND {clause}" for clause in clauses)
         with self._read() as conn:
             rows = conn.all(sql.LIST_TOOL_CALLS + where + sql.LIST_TOOL_CALLS_ORDER,
                             (*params, limit))
@@ -751,6 +751,8 @@ class ChatStore:
         """The attachments of a message (read-only)."""
         check_id("message_id", message_id)
         with self._read() as conn:
+            session_id = self._message_position(conn, "message_id", message_id)[0]
+            self._live_session(conn, session_id)
             return [Attachment(r) for r in conn.all(sql.LIST_ATTACHMENTS, (message_id,))]
 
     def read_attachment(self, attachment_id: str) -> bytes:
@@ -760,6 +762,7 @@ class ChatStore:
             row = conn.one(sql.SELECT_ATTACHMENT, (attachment_id,))
             if row is None:
                 raise NotFound(f"no attachment {attachment_id!r}")
+            self._live_session(conn, row[1])
             return self._read_blob(conn, row[3])
 
     def save_file(self, session_id: str, path: str, data: bytes | str, *,
