@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import threading
 import time
 from datetime import datetime, timezone
@@ -18,6 +19,10 @@ MAX_TEXT_LENGTH = 64 * 1024 * 1024
 _id_lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+# Random bits from a PRNG seeded by the OS (reseeded in forked children, which would
+# otherwise repeat the parent's sequence): os.urandom per id is a system call.
+_random = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
 
 
 def new_id() -> str:
@@ -26,15 +31,15 @@ def new_id() -> str:
     with _id_lock:
         ms = time.time_ns() // 1_000_000
         if ms > _last_ms:
-            _last_ms, _counter = ms, int.from_bytes(os.urandom(2), "big") & 0x1FF
+            _last_ms, _counter = ms, _random.getrandbits(9)
         else:  # same millisecond (or clock went back): keep ids increasing
             ms = _last_ms
             _counter += 1
             if _counter > 0xFFF:
                 _last_ms += 1
                 ms, _counter = _last_ms, 0
-        rand_b = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-        value = (ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62) | rand_b
+        value = (ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62) \
+            | _random.getrandbits(62)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 

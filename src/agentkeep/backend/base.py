@@ -111,32 +111,16 @@ class Backend:
                 raise
             raise error from exc
 
-    @contextmanager
-    def read(self, concern: str) -> Iterator[Connection]:
+    def read(self, concern: str) -> _Read:
         """A connection for reading: the one of the open transaction, else a pooled one."""
-        self.ensure_open()
-        pinned = self._pinned.get().get(concern)
-        if pinned is not None:
-            with self.translated(concern):
-                yield pinned
-            return
-        with self.translated(concern):
-            conn = self.checkout(concern)
-        broken = False
-        try:
-            with self.translated(concern):
-                yield conn
-        except AgentkeepError as exc:
-            broken = exc.__cause__ is not None
-            raise
-        finally:
-            self.checkin(concern, conn, broken=broken)
+        return _Read(self, concern)
 
     def start(self, concern: str) -> Frame:
         """Open a transaction, or a savepoint inside the one already open."""
-        self.ensure_open()
+        if self.closed:
+            self.ensure_open()
         pinned = self._pinned.get().get(concern)
-        with self.translated(concern):
+        try:
             if pinned is not None:
                 name = f"agentkeep_sp{next(self._savepoints)}"
                 pinned.raw.execute(f"SAVEPOINT {name}")
@@ -148,27 +132,45 @@ class Backend:
                 self.checkin(concern, conn, broken=True)
                 raise
             return Frame(concern, conn, None)
+        except Exception as exc:
+            error = self._translated(exc, concern)
+            if error is None:
+                raise
+            raise error from exc
+
+    def _translated(self, exc: Exception, concern: str) -> AgentkeepError | None:
+        """agentkeep's error for a driver exception; None to re-raise ``exc`` as it is."""
+        if isinstance(exc, AgentkeepError):
+            return None
+        return self.translate(exc, concern)
 
     def finish(self, frame: Frame, ok: bool) -> None:
         """Commit (or release) the frame when ``ok``, else roll it back."""
         raw = frame.conn.raw
         if frame.savepoint is not None:
-            with self.translated(frame.concern):
+            try:
                 if not ok:
                     raw.execute(f"ROLLBACK TO SAVEPOINT {frame.savepoint}")
                 raw.execute(f"RELEASE SAVEPOINT {frame.savepoint}")
+            except Exception as exc:
+                error = self._translated(exc, frame.concern)
+                if error is None:
+                    raise
+                raise error from exc
             return
         broken = False
         try:
-            with self.translated(frame.concern):
-                raw.execute("COMMIT" if ok else "ROLLBACK")
-        except BaseException:
+            raw.execute("COMMIT" if ok else "ROLLBACK")
+        except Exception as exc:
             broken = True
             try:
                 raw.execute("ROLLBACK")
             except Exception:
                 pass
-            raise
+            error = self._translated(exc, frame.concern)
+            if error is None:
+                raise
+            raise error from exc
         finally:
             self.checkin(frame.concern, frame.conn, broken=broken)
 
@@ -178,16 +180,70 @@ class Backend:
     def unpin(self, token: object) -> None:
         self._pinned.reset(token)  # type: ignore[arg-type]
 
-    @contextmanager
-    def write(self, concern: str) -> Iterator[Connection]:
+    def write(self, concern: str) -> _Write:
         """A transaction (or a savepoint when nested); commits on success, rolls back on error."""
-        frame = self.start(concern)
-        token = self.pin(frame)
-        ok = False
+        return _Write(self, concern)
+
+
+# Class-based context managers: read() and write() run on every call of every store
+# method, and a generator-based @contextmanager costs ~1.5 µs more per use.
+class _Read:
+    __slots__ = ("backend", "concern", "conn", "pinned")
+
+    def __init__(self, backend: Backend, concern: str) -> None:
+        self.backend = backend
+        self.concern = concern
+
+    def __enter__(self) -> Connection:
+        backend = self.backend
+        if backend.closed:
+            backend.ensure_open()
+        pinned = backend._pinned.get().get(self.concern)
+        self.pinned = pinned is not None
+        if self.pinned:
+            self.conn = pinned
+            return pinned
         try:
-            with self.translated(concern):
-                yield frame.conn
-            ok = True
-        finally:
-            self.unpin(token)
-            self.finish(frame, ok)
+            self.conn = backend.checkout(self.concern)
+        except AgentkeepError:
+            raise
+        except Exception as exc:
+            error = backend.translate(exc, self.concern)
+            if error is None:
+                raise
+            raise error from exc
+        return self.conn
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        backend = self.backend
+        is_driver_error = exc is not None and not isinstance(exc, AgentkeepError) \
+            and isinstance(exc, Exception)
+        if not self.pinned:
+            backend.checkin(self.concern, self.conn, broken=is_driver_error)
+        if is_driver_error:
+            error = backend.translate(exc, self.concern)
+            if error is not None:
+                raise error from exc
+
+
+class _Write:
+    __slots__ = ("backend", "concern", "frame", "token")
+
+    def __init__(self, backend: Backend, concern: str) -> None:
+        self.backend = backend
+        self.concern = concern
+
+    def __enter__(self) -> Connection:
+        self.frame = self.backend.start(self.concern)
+        self.token = self.backend.pin(self.frame)
+        return self.frame.conn
+
+    def __exit__(self, kind, exc, traceback) -> None:
+        backend = self.backend
+        backend.unpin(self.token)
+        backend.finish(self.frame, exc is None)
+        if exc is not None and isinstance(exc, Exception) \
+                and not isinstance(exc, AgentkeepError):
+            error = backend.translate(exc, self.concern)
+            if error is not None:
+                raise error from exc

@@ -88,6 +88,19 @@ SESSION_FOR_APPEND = {
     ),
 }
 SESSION_FOR_READ = SESSION_FOR_APPEND["sqlite"]
+# The common append, a message answering the head, in one statement: the session row
+# gives parent, seq and depth (under the row lock on PostgreSQL; FOR UPDATE re-reads the
+# row after waiting, so concurrent appends see each other's head).
+_APPEND_AT_HEAD = (
+    "INSERT INTO messages (id, session_id, parent_id, seq, depth, role, content, parts, "
+    "provider, model, finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, "
+    "created_at) SELECT ?, id, head_id, message_count + 1, head_depth + 1, ?, ?, ?, ?, ?, ?, "
+    "?, ?, ?, ?, ?, ? FROM sessions WHERE id = ? AND status <> 'deleted'"
+)
+APPEND_AT_HEAD = {
+    "sqlite": _APPEND_AT_HEAD + " RETURNING parent_id, seq, depth",
+    "postgresql": _APPEND_AT_HEAD + " FOR UPDATE RETURNING parent_id, seq, depth",
+}
 
 # --- messages -------------------------------------------------------------------------
 INSERT_MESSAGE = (
@@ -284,16 +297,20 @@ LOWER_HIGH_WATER = (
     "UPDATE search_state SET value = (SELECT COALESCE(max(pk), 0) FROM messages) "
     "WHERE name = 'fts' AND value > (SELECT COALESCE(max(pk), 0) FROM messages)"
 )
-# SQLite: rank every match without building snippets, then build snippets for the top
-# hits only (snippet() re-reads each document, and a sorted query computes its result
-# columns for every match before the LIMIT applies).
+# SQLite searches in two steps: rank every match without building snippets (SEARCH_TOP),
+# then build snippets for those top hits only, named by a literal list of rowids.
+# snippet() re-reads and re-tokenizes each document, and a sorted single query builds
+# it for every match before LIMIT applies (measured: 20-hit queries 4.9 ms single, 2.9
+# ms in two steps; an IN (subquery) form was no faster than the single query).
 SEARCH = {
     "sqlite": (
         f"SELECT {MESSAGE_COLUMNS}, s.title, snippet(messages_fts, 0, ?, ?, '…', 16), "
         "-bm25(messages_fts) FROM messages_fts JOIN messages m ON m.pk = messages_fts.rowid "
         "JOIN sessions s ON s.id = m.session_id WHERE messages_fts MATCH ? "
-        "AND messages_fts.rowid IN ({top}) ORDER BY bm25(messages_fts), m.pk DESC"
+        "AND messages_fts.rowid IN ({rowids}) ORDER BY bm25(messages_fts), m.pk DESC"
     ),
+    # PostgreSQL (9.6+) postpones costly result columns such as ts_headline past the sort
+    # and LIMIT on its own.
     "postgresql": (
         "WITH q AS (SELECT {tsquery} AS query) "
         f"SELECT {MESSAGE_COLUMNS}, s.title, ts_headline('english', m.content, q.query, ?), "
@@ -305,11 +322,12 @@ SEARCH = {
 # The top-ranked rowids for SEARCH["sqlite"]; joins only when a filter needs them.
 SEARCH_TOP = {
     "plain": (
-        "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rank LIMIT ?"
+        "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? "
+        "ORDER BY bm25(messages_fts) LIMIT ?"
     ),
     "filtered": (
         "SELECT messages_fts.rowid FROM messages_fts "
         "JOIN messages m ON m.pk = messages_fts.rowid JOIN sessions s ON s.id = m.session_id "
-        "WHERE messages_fts MATCH ?{filters} ORDER BY rank LIMIT ?"
+        "WHERE messages_fts MATCH ?{filters} ORDER BY bm25(messages_fts) LIMIT ?"
     ),
 }

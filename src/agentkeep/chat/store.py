@@ -360,64 +360,113 @@ class ChatStore:
 
     def _append_rows(self, conn: Connection, session_id: str, prepared: list[dict[str, Any]],
                      parent_id: Any, created_at: list[datetime] | None = None) -> list[Message]:
-        row = conn.one(sql.SESSION_FOR_APPEND[self._dialect], (session_id,))
-        if row is None or row[0] == "deleted":
-            raise NotFound(f"no session {session_id!r}")
-        _, parent, count, depth = row
-        if parent_id is not _HEAD:
-            parent, depth = parent_id, -1
-            if parent_id is not None:
-                depth = self._message_position(conn, "parent_id", parent_id, session_id)[1]
         stamp = now()
         stamp_value = self._time(stamp)
-        messages, rows = [], []
-        summary_id = None
-        input_tokens = output_tokens = cost_nanos = 0
-        for index, item in enumerate(prepared):
+        times = [self._time(t) for t in created_at] if created_at else None
+        rows = []
+        if parent_id is _HEAD:  # the common case: one statement reads the head and inserts
+            item = prepared[0]
+            message_id = new_id()
+            created = times[0] if times else stamp_value
+            inserted = conn.one(sql.APPEND_AT_HEAD[self._dialect], (
+                message_id, item["role"], item["content"], item["parts_json"],
+                item["provider"], item["model"], item["finish_reason"], item["input_tokens"],
+                item["output_tokens"], item["usage"], item["cost_nanos"],
+                item["metadata_json"], created, session_id))
+            if inserted is None:
+                raise NotFound(f"no session {session_id!r}")
+            parent, count, depth = inserted
+            rows.append((message_id, session_id, parent, count, depth, item["role"],
+                         item["content"], item["parts_json"], item["provider"], item["model"],
+                         item["finish_reason"], item["input_tokens"], item["output_tokens"],
+                         item["usage"], item["cost_nanos"], item["metadata_json"], created))
+            parent = message_id
+        else:
+            row = conn.one(sql.SESSION_FOR_APPEND[self._dialect], (session_id,))
+            if row is None or row[0] == "deleted":
+                raise NotFound(f"no session {session_id!r}")
+            count, parent, depth = row[2], parent_id, -1
+            if parent_id is not None:
+                depth = self._message_position(conn, "parent_id", parent_id, session_id)[1]
+        for index in range(len(rows), len(prepared)):
+            item = prepared[index]
             message_id = new_id()
             depth += 1
             count += 1
-            row = (message_id, session_id, parent, count, depth, item["role"], item["content"],
-                   item["parts_json"], item["provider"], item["model"], item["finish_reason"],
-                   item["input_tokens"], item["output_tokens"], item["usage"],
-                   item["cost_nanos"], item["metadata_json"],
-                   self._time(created_at[index]) if created_at else stamp_value)
-            rows.append(row)
-            messages.append(Message(row))
+            rows.append((message_id, session_id, parent, count, depth, item["role"],
+                         item["content"], item["parts_json"], item["provider"], item["model"],
+                         item["finish_reason"], item["input_tokens"], item["output_tokens"],
+                         item["usage"], item["cost_nanos"], item["metadata_json"],
+                         times[index] if times else stamp_value))
+            parent = message_id
+        pending = rows[1:] if parent_id is _HEAD else rows  # the first may be in already
+        if len(pending) == 1:
+            conn.run(sql.INSERT_MESSAGE, pending[0])
+        elif pending:
+            conn.many(sql.INSERT_MESSAGE, pending)
+        summary_id = None
+        input_tokens = output_tokens = cost_nanos = 0
+        for item, row in zip(prepared, rows, strict=True):
             input_tokens += item["input_tokens"]
             output_tokens += item["output_tokens"]
             cost_nanos += item["cost_nanos"]
             if item["summary"]:
-                summary_id = message_id
-            parent = message_id
-        if len(rows) == 1:
-            conn.run(sql.INSERT_MESSAGE, rows[0])
-        else:
-            conn.many(sql.INSERT_MESSAGE, rows)
+                summary_id = row[0]
         conn.run(sql.ADD_TO_SESSION, (
             len(rows), input_tokens, output_tokens, cost_nanos, parent, depth, summary_id,
             stamp_value, stamp_value, session_id))
-        for message, item in zip(messages, prepared, strict=True):
-            if item["parts"]:
-                self._record_parts(conn, message, item["parts"], stamp)
+        messages = list(map(Message, rows))
+        if any(item["parts"] for item in prepared):
+            self._record_tool_parts(conn, messages, prepared, stamp)
         return messages
 
-    def _record_parts(self, conn: Connection, message: Message, parts: list[dict[str, Any]],
-                      stamp: datetime) -> None:
-        for part in parts:
-            kind = part.get("type")
-            if kind == "tool_call":
-                arguments = part.get("arguments", part.get("input", {}))
-                conn.run(sql.INSERT_TOOL_CALL, (
-                    new_id(), message.session_id, message.id, part.get("id"), part["name"],
-                    dump_json("parts.arguments", arguments), self._time(stamp)))
-            elif kind == "tool_result":
-                row = conn.one(sql.TOOL_CALL_BY_CALL_ID, (message.session_id, part["call_id"]))
-                if row is not None:
+    def _record_tool_parts(self, conn: Connection, messages: list[Message],
+                           prepared: list[dict[str, Any]], stamp: datetime) -> None:
+        """Record tool_call parts as pending calls; finish calls named by tool_result parts.
+
+        Calls made and answered in the same batch (a bulk import) are written with one
+        executemany each, without reading them back.
+        """
+        stamp_value = self._time(stamp)
+        calls, finished = [], []
+        in_batch: dict[str, str] = {}  # provider call id -> tool call id, still unfinished
+        for message, item in zip(messages, prepared, strict=True):
+            for part in item["parts"]:
+                kind = part.get("type")
+                if kind == "tool_call":
+                    tool_call_id = new_id()
+                    arguments = part.get("arguments", part.get("input", {}))
+                    calls.append((tool_call_id, message.session_id, message.id, part.get("id"),
+                                  part["name"], dump_json("parts.arguments", arguments),
+                                  stamp_value))
+                    if part.get("id") is not None:
+                        in_batch[part["id"]] = tool_call_id
+                elif kind == "tool_result":
                     output = part.get("output", part.get("content"))
                     failed = bool(part.get("is_error"))
-                    self._finish(conn, row[0], "failed" if failed else "succeeded",
-                                 output, str(output) if failed else None, message.id, stamp)
+                    status = "failed" if failed else "succeeded"
+                    error = str(output) if failed else None
+                    tool_call_id = in_batch.pop(part["call_id"], None)
+                    if tool_call_id is not None:  # asked in this batch: no time has passed
+                        encoded = None if output is None else dump_json("output", output)
+                        finished.append((status, encoded, error, stamp_value, 0, message.id,
+                                         tool_call_id))
+                        continue
+                    # The call may be older than this batch: bring the table up to date first.
+                    if calls:
+                        conn.many(sql.INSERT_TOOL_CALL, calls)
+                        calls = []
+                    if finished:
+                        conn.many(sql.FINISH_TOOL_CALL, finished)
+                        finished = []
+                    row = conn.one(sql.TOOL_CALL_BY_CALL_ID, (message.session_id,
+                                                              part["call_id"]))
+                    if row is not None:
+                        self._finish(conn, row[0], status, output, error, message.id, stamp)
+        if calls:
+            conn.many(sql.INSERT_TOOL_CALL, calls)
+        if finished:
+            conn.many(sql.FINISH_TOOL_CALL, finished)
 
     def get_message(self, message_id: str) -> Message:
         """One message by id (read-only). Raises NotFound."""
@@ -900,8 +949,11 @@ class ChatStore:
         else:
             top, top_params = sql.SEARCH_TOP["plain"], (match, limit)
         with self._read() as conn:
-            rows = conn.all(sql.SEARCH["sqlite"].replace("{top}", top),
-                            (start, stop, match, *top_params))
+            rowids = [row[0] for row in conn.all(top, top_params)]
+            if not rowids:
+                return []
+            statement = sql.SEARCH["sqlite"].replace("{rowids}", ", ".join("?" * len(rowids)))
+            rows = conn.all(statement, (start, stop, match, *rowids))
         return [SearchHit(Message(r), r[17], r[18], float(r[19])) for r in rows]
 
     def iter_sessions(self, **filters: Any) -> Iterator[Session]:
