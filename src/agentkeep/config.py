@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidInput
@@ -18,17 +17,27 @@ _POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
 
-@dataclass(frozen=True)
 class StoreConfig:
     """Options of an open store. Built by :func:`resolve`; read-only afterwards."""
 
-    home: Path | None
-    url: str | None
-    schema_prefix: str = "agentkeep"
-    busy_timeout: float = 10.0
-    max_blob_size: int = 64 * 1024 * 1024
-    durability: str = "normal"
-    pool_size: int = 10
+    __slots__ = ("home", "url", "schema_prefix", "busy_timeout", "max_blob_size", "durability",
+                 "pool_size")
+
+    def __init__(self, home: Path | None, url: str | None, schema_prefix: str = "agentkeep",
+                 busy_timeout: float = 10.0, max_blob_size: int = 64 * 1024 * 1024,
+                 durability: str = "normal", pool_size: int = 10) -> None:
+        values = dict(home=home, url=url, schema_prefix=schema_prefix,
+                      busy_timeout=busy_timeout, max_blob_size=max_blob_size,
+                      durability=durability, pool_size=pool_size)
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("StoreConfig is read-only")
+
+    def __repr__(self) -> str:
+        return (f"StoreConfig({self.describe()!r}, schema_prefix={self.schema_prefix!r}, "
+                f"busy_timeout={self.busy_timeout}, durability={self.durability!r})")
 
     @property
     def dialect(self) -> str:

@@ -9,7 +9,6 @@ session (messages, tokens, cost) change in the same transaction as the messages.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
@@ -51,7 +50,6 @@ from .rules import (
     encode_cursor,
     prepare_message,
 )
-from .search_syntax import parse_query, to_fts5, to_tsquery_sql
 
 CONCERN = "chat"
 NO_LIMIT = 2**62
@@ -767,7 +765,7 @@ class ChatStore:
 
     # --- attachments and files --------------------------------------------------------------
     def _store_blob(self, conn: Connection, data: bytes, stamp: datetime) -> str:
-        sha = hashlib.sha256(data).hexdigest()
+        sha = _sha256(data)
         conn.run(sql.INSERT_BLOB, (sha, len(data), data, self._time(stamp)))
         return sha
 
@@ -831,7 +829,7 @@ class ChatStore:
             self._live_session(conn, session_id, lock=True)
             if message_id is not None:
                 self._message_position(conn, "message_id", message_id, session_id)
-            sha = hashlib.sha256(data).hexdigest()
+            sha = _sha256(data)
             latest = conn.one(sql.LATEST_FILE_VERSION, (session_id, path))
             if latest is not None and latest[1] == sha:
                 return FileVersion(conn.one(sql.SELECT_FILE_VERSION,
@@ -908,6 +906,8 @@ class ChatStore:
         Raises:
             InvalidInput: the query is empty or malformed (the message explains the syntax).
         """
+        from .search_syntax import parse_query, to_fts5, to_tsquery_sql  # ~7 ms: on first use
+
         parsed = parse_query(query)
         start, stop = check_marks(marks)
         limit = check_limit("limit", limit, optional=False, maximum=10_000)
@@ -974,3 +974,8 @@ class ChatStore:
                                                                 (session_id,))
         return count, input_tokens, output_tokens, cost / 1e9
 
+
+def _sha256(data: bytes) -> str:
+    import hashlib  # loading OpenSSL costs ~10 ms of cold start; only files need it
+
+    return hashlib.sha256(data).hexdigest()
