@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import typer
 
-from . import backup, demo, init, migrate, search, sessions, stats
+from . import backup, check, demo, init, maintenance, migrate, search, sessions, stats
 from .app import app
 
 __all__ = ["app", "main"]
 
-for _module in (init, demo, migrate, sessions, search, stats, backup):
+for _module in (init, demo, migrate, sessions, search, stats, check, maintenance, backup):
     _module.register(app)
 
 

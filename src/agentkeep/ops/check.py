@@ -1,0 +1,612 @@
+"""Check a whole store for damage and inconsistency, and repair what is safe to repair.
+
+``check(store)`` returns a :class:`CheckReport`: a list of :class:`Finding` (empty when the
+store is clean) with ``notes`` on checks that could not run and, after ``repair=True``,
+``repairs`` saying what was done. What is checked:
+
+==================  =================================================  =============
+kind                what                                               repair
+==================  =================================================  =============
+integrity           SQLite ``PRAGMA integrity_check``; PostgreSQL       no
+                    invalid indexes, and amcheck (``bt_index_check``,
+                    ``verify_heapam``) when the extension is installed
+foreign_key         SQLite ``PRAGMA foreign_key_check``; PostgreSQL     no
+                    rows violating a foreign key, constraints not
+                    validated or with their triggers disabled
+search_index        SQLite: FTS5 ``integrity-check`` against the        rebuild
+                    messages, high-water mark above the newest
+                    message; PostgreSQL: the generated search column
+                    and its index exist
+drift               the live schema against ``tables.py``               no
+counters            session counters against a recount (one query)     recount
+head_depth          ``sessions.head_depth`` against the head's depth   recompute
+orphaned_blob       blobs that no row refers to                        delete
+dangling_reference  ``head_id``/``summary_id``/``parent_id``/            no
+                    ``result_message_id`` naming a missing message
+                    or one of another session
+orphaned_tool_call  tool calls whose message is missing (or in          no
+                    another session)
+==================  =================================================  =============
+
+The full-text index may legitimately lag behind the messages (SQLite feeds it from a
+high-water mark, see ``docs/architecture.md``): the check indexes the backlog inside its
+own transaction, runs FTS5's integrity check and rolls back, so lag is never reported and
+the store is left as it was. Without ``repair`` nothing is changed.
+
+Which tables refer to blobs is read from the foreign keys in the database catalogue, so a
+new table that stores blobs is covered without a change here.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from ..chat import sql as chat_sql
+from ..codec import check_flag
+from ..errors import AgentkeepError
+from .stats import columns, foreign_keys, plain_tables, quote
+
+#: At most this many findings of one kind per concern are listed one by one.
+MAX_LISTED = 50
+#: Orphaned blobs deleted per transaction.
+BLOB_BATCH = 500
+
+# --- SQLite ------------------------------------------------------------------------------
+FTS_TABLE = "messages_fts"
+FTS_CHECK = "INSERT INTO messages_fts(messages_fts, rank) VALUES('integrity-check', 1)"
+# Rebuild reads every message again; the mark then covers exactly what it read.
+FTS_REBUILD = "INSERT INTO messages_fts(messages_fts) VALUES('rebuild')"
+NEWEST_MESSAGE = "SELECT COALESCE(max(pk), 0) FROM messages"
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+PG_INVALID_INDEXES = (
+    "SELECT t.relname, c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = ? AND (NOT i.indisvalid OR NOT i.indisready)"
+)
+# Each foreign key with its column lists, in order, and whether it is validated.
+PG_FOREIGN_KEYS = (
+    "SELECT k.conname, child.relname, parent.relname, k.convalidated, "
+    "ARRAY(SELECT a.attname FROM unnest(k.conkey) WITH ORDINALITY u(num, pos) "
+    "      JOIN pg_attribute a ON a.attrelid = k.conrelid AND a.attnum = u.num ORDER BY u.pos), "
+    "ARRAY(SELECT a.attname FROM unnest(k.confkey) WITH ORDINALITY u(num, pos) "
+    "      JOIN pg_attribute a ON a.attrelid = k.confrelid AND a.attnum = u.num ORDER BY u.pos) "
+    "FROM pg_constraint k JOIN pg_class child ON child.oid = k.conrelid "
+    "JOIN pg_class parent ON parent.oid = k.confrelid "
+    "JOIN pg_namespace n ON n.oid = child.relnamespace "
+    "WHERE k.contype = 'f' AND n.nspname = ? ORDER BY child.relname, k.conname"
+)
+# Foreign keys are enforced by internal triggers; ALTER TABLE ... DISABLE TRIGGER ALL
+# (or session_replication_role) turns them off.
+PG_DISABLED_FK_TRIGGERS = (
+    "SELECT DISTINCT c.relname, k.conname FROM pg_trigger g "
+    "JOIN pg_class c ON c.oid = g.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_constraint k ON k.oid = g.tgconstraint "
+    "WHERE n.nspname = ? AND g.tgisinternal AND k.contype = 'f' AND g.tgenabled = 'D'"
+)
+PG_EXTENSION_SCHEMA = (
+    "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+    "WHERE e.extname = 'amcheck'"
+)
+PG_BTREE_INDEXES = (
+    "SELECT t.relname, c.relname, c.oid FROM pg_index i "
+    "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+    "JOIN pg_am am ON am.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = ? AND am.amname = 'btree' AND i.indisvalid ORDER BY c.relname"
+)
+PG_HAS_FUNCTION = (
+    "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+    "WHERE n.nspname = ? AND p.proname = ?"
+)
+# The generated tsvector column and its GIN index (created by the migration, outside the
+# declared schema, so drift does not look at them).
+PG_SEARCH_COLUMN = (
+    "SELECT a.attgenerated FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE n.nspname = ? AND c.relname = 'messages' AND a.attname = 'search_vector' "
+    "AND NOT a.attisdropped"
+)
+PG_SEARCH_INDEX = (
+    "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+    "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(i.indkey) "
+    "WHERE n.nspname = ? AND t.relname = 'messages' AND a.attname = 'search_vector'"
+)
+
+# --- chat consistency (both dialects) --------------------------------------------------------
+# Recounts of every session in one pass over messages (GROUP BY on the session index).
+# sum() of a bigint is numeric on PostgreSQL: cast back so both dialects return ints.
+_RECOUNTS = (
+    "SELECT session_id, count(*) AS n, CAST(sum(input_tokens) AS BIGINT) AS tokens_in, "
+    "CAST(sum(output_tokens) AS BIGINT) AS tokens_out, CAST(sum(cost_nanos) AS BIGINT) AS cost "
+    "FROM messages GROUP BY session_id"
+)
+_COUNTERS_DIFFER = (
+    "s.message_count <> COALESCE(c.n, 0) OR s.input_tokens <> COALESCE(c.tokens_in, 0) "
+    "OR s.output_tokens <> COALESCE(c.tokens_out, 0) OR s.cost_nanos <> COALESCE(c.cost, 0)"
+)
+WRONG_COUNTERS = (
+    "SELECT s.id, s.message_count, COALESCE(c.n, 0), s.input_tokens, COALESCE(c.tokens_in, 0), "
+    "s.output_tokens, COALESCE(c.tokens_out, 0), s.cost_nanos, COALESCE(c.cost, 0) "
+    f"FROM sessions s LEFT JOIN ({_RECOUNTS}) c ON c.session_id = s.id "
+    f"WHERE {_COUNTERS_DIFFER} ORDER BY s.id"
+)
+_WRONG_COUNTER_IDS = (
+    f"SELECT s.id FROM sessions s LEFT JOIN ({_RECOUNTS}) c ON c.session_id = s.id "
+    f"WHERE {_COUNTERS_DIFFER}"
+)
+# PostgreSQL: lock the sessions first, so that an append committing meanwhile cannot be
+# overwritten by a recount made from an older snapshot (appends lock the session row).
+LOCK_WRONG_COUNTERS = f"SELECT id FROM sessions WHERE id IN ({_WRONG_COUNTER_IDS}) FOR UPDATE"
+RECOUNT_COUNTERS = (
+    "UPDATE sessions SET "
+    "message_count = (SELECT count(*) FROM messages m WHERE m.session_id = sessions.id), "
+    "input_tokens = (SELECT COALESCE(CAST(sum(m.input_tokens) AS BIGINT), 0) FROM messages m "
+    "WHERE m.session_id = sessions.id), "
+    "output_tokens = (SELECT COALESCE(CAST(sum(m.output_tokens) AS BIGINT), 0) FROM messages m "
+    "WHERE m.session_id = sessions.id), "
+    "cost_nanos = (SELECT COALESCE(CAST(sum(m.cost_nanos) AS BIGINT), 0) FROM messages m "
+    "WHERE m.session_id = sessions.id) "
+    f"WHERE id IN ({_WRONG_COUNTER_IDS})"
+)
+# A head of the same session whose depth differs, or no head and a depth other than -1.
+_HEAD_DEPTH_WRONG = (
+    "FROM sessions s LEFT JOIN messages m ON m.id = s.head_id AND m.session_id = s.id "
+    "WHERE (s.head_id IS NULL AND s.head_depth <> -1) "
+    "OR (m.id IS NOT NULL AND s.head_depth <> m.depth)"
+)
+WRONG_HEAD_DEPTH = f"SELECT s.id, s.head_depth, m.depth {_HEAD_DEPTH_WRONG} ORDER BY s.id"
+LOCK_WRONG_HEAD_DEPTH = (
+    f"SELECT id FROM sessions WHERE id IN (SELECT s.id {_HEAD_DEPTH_WRONG}) FOR UPDATE"
+)
+FIX_HEAD_DEPTH = (
+    "UPDATE sessions SET head_depth = COALESCE((SELECT m.depth FROM messages m "
+    "WHERE m.id = sessions.head_id AND m.session_id = sessions.id), -1) "
+    f"WHERE id IN (SELECT s.id {_HEAD_DEPTH_WRONG})"
+)
+# (table, row id, column, the id it names, the session that message belongs to or NULL).
+DANGLING_REFERENCES = (
+    "SELECT 'sessions', s.id, 'head_id', s.head_id, m.session_id FROM sessions s "
+    "LEFT JOIN messages m ON m.id = s.head_id "
+    "WHERE s.head_id IS NOT NULL AND (m.id IS NULL OR m.session_id <> s.id) "
+    "UNION ALL "
+    "SELECT 'sessions', s.id, 'summary_id', s.summary_id, m.session_id FROM sessions s "
+    "LEFT JOIN messages m ON m.id = s.summary_id "
+    "WHERE s.summary_id IS NOT NULL AND (m.id IS NULL OR m.session_id <> s.id) "
+    "UNION ALL "
+    "SELECT 'messages', c.id, 'parent_id', c.parent_id, p.session_id FROM messages c "
+    "LEFT JOIN messages p ON p.id = c.parent_id "
+    "WHERE c.parent_id IS NOT NULL AND (p.id IS NULL OR p.session_id <> c.session_id) "
+    "UNION ALL "
+    "SELECT 'tool_calls', t.id, 'result_message_id', t.result_message_id, m.session_id "
+    "FROM tool_calls t LEFT JOIN messages m ON m.id = t.result_message_id "
+    "WHERE t.result_message_id IS NOT NULL AND (m.id IS NULL OR m.session_id <> t.session_id)"
+)
+ORPHANED_TOOL_CALLS = (
+    "SELECT t.id, t.message_id, m.session_id FROM tool_calls t "
+    "LEFT JOIN messages m ON m.id = t.message_id "
+    "WHERE m.id IS NULL OR m.session_id <> t.session_id ORDER BY t.id"
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a store.
+
+    Attributes:
+        concern: ``chat``, ``app``, ...
+        kind: what was checked (see the table in this module's docstring).
+        table: the table concerned, when there is one.
+        detail: one line saying what is wrong, naming the rows.
+        repairable: whether ``check(store, repair=True)`` fixes it.
+        repaired: whether it was fixed (and a second look found it gone).
+    """
+
+    concern: str
+    kind: str
+    table: str | None
+    detail: str
+    repairable: bool = False
+    repaired: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class CheckReport(list):
+    """The findings of :func:`check` (a list of :class:`Finding`).
+
+    Attributes:
+        notes: checks that were skipped and why (not findings).
+        repairs: what ``repair=True`` did, one line each.
+    """
+
+    def __init__(self, findings=()) -> None:
+        super().__init__(findings)
+        self.notes: list[str] = []
+        self.repairs: list[str] = []
+
+    @property
+    def is_clean(self) -> bool:
+        """True when nothing is wrong any more (every finding, if any, was repaired)."""
+        return all(finding.repaired for finding in self)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"clean": self.is_clean, "findings": [f.to_dict() for f in self],
+                "notes": list(self.notes), "repairs": list(self.repairs)}
+
+
+def _listed(findings: list[Finding], concern: str, kind: str, table: str | None,
+            repairable: bool, more: int) -> list[Finding]:
+    """Cut a long list of findings to MAX_LISTED, with one line counting the rest."""
+    if more > 0:
+        findings = findings[:MAX_LISTED] + [Finding(
+            concern, kind, table, f"... and {more} more like these", repairable)]
+    return findings
+
+
+# --- the generic checks -------------------------------------------------------------------
+def _sqlite_integrity(backend: Any, concern: str) -> list[Finding]:
+    findings = []
+    with backend.read(concern) as conn:
+        for (line,) in conn.all("PRAGMA integrity_check"):
+            if line != "ok":
+                findings.append(Finding(concern, "integrity", None, line))
+        rows = conn.all("PRAGMA foreign_key_check")
+    groups: dict[tuple[str, str], list[Any]] = {}
+    for table, rowid, parent, _ in rows:
+        groups.setdefault((table, parent), []).append(rowid)
+    for (table, parent), rowids in groups.items():
+        shown = ", ".join(str(r) for r in rowids[:10]) + (", ..." if len(rowids) > 10 else "")
+        findings.append(Finding(
+            concern, "foreign_key", table,
+            f"{len(rowids)} row(s) of {table} refer to missing rows of {parent} "
+            f"(rowid {shown})"))
+    return findings
+
+
+def _postgres_integrity(backend: Any, concern: str, notes: list[str]) -> list[Finding]:
+    schema = backend.schema(concern)
+    findings = []
+    with backend.read(concern) as conn:
+        for table, index in conn.all(PG_INVALID_INDEXES, (schema,)):
+            findings.append(Finding(concern, "integrity", table,
+                                    f"index {index} is invalid (a failed build); REINDEX it"))
+        for table, name in conn.all(PG_DISABLED_FK_TRIGGERS, (schema,)):
+            findings.append(Finding(concern, "foreign_key", table,
+                                    f"foreign key {name} is not enforced: its triggers are "
+                                    "disabled"))
+        keys = conn.all(PG_FOREIGN_KEYS, (schema,))
+        for name, table, parent, validated, cols, parent_cols in keys:
+            if not validated:
+                findings.append(Finding(concern, "foreign_key", table,
+                                        f"foreign key {name} was added NOT VALID and never "
+                                        "validated"))
+            present = " AND ".join(f"c.{quote(col)} IS NOT NULL" for col in cols)
+            match = " AND ".join(f"p.{quote(pc)} = c.{quote(col)}"
+                                 for col, pc in zip(cols, parent_cols, strict=True))
+            missing = conn.one(
+                f"SELECT count(*) FROM {quote(table)} c WHERE {present} AND NOT EXISTS "
+                f"(SELECT 1 FROM {quote(parent)} p WHERE {match})")[0]
+            if missing:
+                findings.append(Finding(
+                    concern, "foreign_key", table,
+                    f"{missing} row(s) of {table} refer to missing rows of {parent} "
+                    f"({', '.join(cols)}; foreign key {name})"))
+        row = conn.one(PG_EXTENSION_SCHEMA)
+    if row is None:
+        notes.append(f"{concern}: the amcheck extension is not installed in this database; "
+                     "skipped the index and table structure checks (CREATE EXTENSION amcheck "
+                     "enables them)")
+        return findings
+    findings += _amcheck(backend, concern, row[0], notes)
+    return findings
+
+
+def _amcheck(backend: Any, concern: str, ext_schema: str, notes: list[str]) -> list[Finding]:
+    schema = backend.schema(concern)
+    findings: list[Finding] = []
+    with backend.read(concern) as conn:
+        indexes = conn.all(PG_BTREE_INDEXES, (schema,))
+        has_heap_check = conn.one(PG_HAS_FUNCTION, (ext_schema, "verify_heapam")) is not None
+    for table, index, oid in indexes:
+        try:
+            with backend.read(concern) as conn:
+                conn.one(f"SELECT {quote(ext_schema)}.bt_index_check(CAST(? AS oid))", (oid,))
+        except AgentkeepError as exc:
+            if "permission denied" in str(exc):
+                notes.append(f"{concern}: no permission to run amcheck; skipped the index and "
+                             "table structure checks")
+                return findings
+            findings.append(Finding(concern, "integrity", table,
+                                    f"index {index}: {_one_line(str(exc))}"))
+    if not has_heap_check:
+        notes.append(f"{concern}: this amcheck has no verify_heapam (PostgreSQL < 14); "
+                     "checked the indexes only")
+        return findings
+    for table in plain_tables(backend, concern):
+        qualified = f"{quote(schema)}.{quote(table)}"
+        try:
+            with backend.read(concern) as conn:
+                rows = conn.all(f"SELECT blkno, offnum, msg FROM {quote(ext_schema)}."
+                                "verify_heapam(CAST(? AS regclass))", (qualified,))
+        except AgentkeepError as exc:
+            rows = [(None, None, _one_line(str(exc)))]
+        for block, offset, message in rows[:MAX_LISTED]:
+            where = f" (block {block}, item {offset})" if block is not None else ""
+            findings.append(Finding(concern, "integrity", table, f"{message}{where}"))
+    return findings
+
+
+def _one_line(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _drift(backend: Any, concern: str) -> list[Finding]:
+    from ..migrations.alembic_ops import drift
+
+    findings = []
+    for line in drift(backend, concern):
+        detail = line.split(": ", 1)[1] if line.startswith(f"{concern}: ") else line
+        table = re.search(r"\b([A-Za-z_][A-Za-z0-9_]*)\.[A-Za-z_]", detail)
+        findings.append(Finding(concern, "drift", table.group(1) if table else None,
+                                f"{detail} (the schema differs from this agentkeep's; "
+                                "not repaired: migrate or restore instead)"))
+    return findings
+
+
+# --- the chat concern ---------------------------------------------------------------------
+def _search_index_sqlite(backend: Any) -> list[Finding]:
+    """FTS5 against the messages it indexed, inside a transaction that is rolled back."""
+    with backend.read("chat") as conn:
+        exists = conn.one("SELECT 1 FROM sqlite_master WHERE name = ?", (FTS_TABLE,))
+    if exists is None:
+        return [Finding("chat", "search_index", FTS_TABLE,
+                        "the full-text index table is missing (not repaired: migrate the "
+                        "store again)")]
+    findings = []
+    frame = backend.start("chat")
+    try:
+        conn = frame.conn
+        with backend.translated("chat"):
+            newest, indexed, _ = conn.one(chat_sql.SEARCH_BACKLOG)
+        if indexed > newest:
+            findings.append(Finding(
+                "chat", "search_index", FTS_TABLE,
+                f"the index high-water mark ({indexed}) is above the newest message "
+                f"({newest}): messages that reuse those row keys would never be indexed",
+                repairable=True))
+        try:
+            if newest > indexed:  # the legitimate backlog: index it here, then roll back
+                conn.run(chat_sql.INDEX_BACKLOG, (indexed, newest))
+            conn.run(FTS_CHECK)
+        except sqlite3.DatabaseError as exc:
+            findings.append(Finding(
+                "chat", "search_index", FTS_TABLE,
+                f"the full-text index does not match the messages it indexed ({exc})",
+                repairable=True))
+    finally:
+        backend.finish(frame, False)
+    return findings
+
+
+def _search_index_postgres(backend: Any) -> list[Finding]:
+    schema = backend.schema("chat")
+    findings = []
+    with backend.read("chat") as conn:
+        column = conn.one(PG_SEARCH_COLUMN, (schema,))
+        index = conn.one(PG_SEARCH_INDEX, (schema,))
+    if column is None or column[0] != "s":
+        findings.append(Finding("chat", "search_index", "messages",
+                                "messages.search_vector is missing or not a generated column "
+                                "(not repaired: migrate the store again)"))
+    if index is None:
+        findings.append(Finding("chat", "search_index", "messages",
+                                "the GIN index on messages.search_vector is missing: search "
+                                "reads every message (not repaired: migrate the store again)"))
+    return findings
+
+
+def _counters(backend: Any) -> list[Finding]:
+    with backend.read("chat") as conn:
+        rows = conn.all(WRONG_COUNTERS)
+    findings = []
+    names = ("message_count", "input_tokens", "output_tokens", "cost_nanos")
+    for row in rows[:MAX_LISTED]:
+        session_id, values = row[0], row[1:]
+        wrong = [f"{name} {values[2 * n]} (recount {values[2 * n + 1]})"
+                 for n, name in enumerate(names) if values[2 * n] != values[2 * n + 1]]
+        findings.append(Finding("chat", "counters", "sessions",
+                                f"session {session_id}: {', '.join(wrong)}", repairable=True))
+    return _listed(findings, "chat", "counters", "sessions", True, len(rows) - MAX_LISTED)
+
+
+def _head_depth(backend: Any) -> list[Finding]:
+    if "head_depth" not in columns(backend, "chat", "sessions"):
+        return []
+    with backend.read("chat") as conn:
+        rows = conn.all(WRONG_HEAD_DEPTH)
+    findings = [Finding("chat", "head_depth", "sessions",
+                        f"session {session_id}: head_depth {stored}, the head's depth is "
+                        f"{-1 if actual is None else actual}", repairable=True)
+                for session_id, stored, actual in rows[:MAX_LISTED]]
+    return _listed(findings, "chat", "head_depth", "sessions", True, len(rows) - MAX_LISTED)
+
+
+def blob_references(backend: Any) -> list[tuple[str, str, str]]:
+    """(table, column, blob column) of every foreign key that points at ``blobs``."""
+    return [(table, column, parent_column)
+            for table, column, parent, parent_column in foreign_keys(backend, "chat")
+            if parent == "blobs"]
+
+
+def orphaned_blobs_sql(backend: Any) -> str | None:
+    """``SELECT sha256, size FROM blobs`` of the blobs no row refers to, or None when the
+    catalogue shows no reference to blobs at all (then nothing can be called orphaned)."""
+    references = blob_references(backend)
+    if not references:
+        return None
+    keys = {blob_column for _, _, blob_column in references}
+    if len(keys) != 1:  # pragma: no cover - blobs have one key
+        return None
+    key = quote(keys.pop())
+    unreferenced = " AND ".join(
+        f"NOT EXISTS (SELECT 1 FROM {quote(table)} r WHERE r.{quote(column)} = b.{key})"
+        for table, column, _ in references)
+    return f"SELECT b.{key}, b.size FROM blobs b WHERE {unreferenced}"
+
+
+def _orphaned_blobs(backend: Any, notes: list[str]) -> list[Finding]:
+    query = orphaned_blobs_sql(backend)
+    if query is None:
+        notes.append("chat: no table refers to blobs in the catalogue; skipped the orphaned "
+                     "blob check")
+        return []
+    with backend.read("chat") as conn:
+        rows = conn.all(query + " ORDER BY 1")
+    findings = [Finding("chat", "orphaned_blob", "blobs",
+                        f"blob {sha} ({size} bytes) is referred to by nothing", repairable=True)
+                for sha, size in rows[:MAX_LISTED]]
+    return _listed(findings, "chat", "orphaned_blob", "blobs", True, len(rows) - MAX_LISTED)
+
+
+def _dangling_references(backend: Any) -> list[Finding]:
+    with backend.read("chat") as conn:
+        rows = conn.all(DANGLING_REFERENCES)
+    findings = []
+    for table, row_id, column, target, owner in rows[:MAX_LISTED]:
+        problem = "which does not exist" if owner is None else f"of session {owner}"
+        findings.append(Finding("chat", "dangling_reference", table,
+                                f"{table} {row_id}: {column} names message {target}, {problem}"))
+    return _listed(findings, "chat", "dangling_reference", None, False,
+                   len(rows) - MAX_LISTED)
+
+
+def _orphaned_tool_calls(backend: Any) -> list[Finding]:
+    with backend.read("chat") as conn:
+        rows = conn.all(ORPHANED_TOOL_CALLS)
+    findings = []
+    for call_id, message_id, owner in rows[:MAX_LISTED]:
+        problem = "does not exist" if owner is None else f"is in another session ({owner})"
+        findings.append(Finding("chat", "orphaned_tool_call", "tool_calls",
+                                f"tool call {call_id}: its message {message_id} {problem}"))
+    return _listed(findings, "chat", "orphaned_tool_call", "tool_calls", False,
+                   len(rows) - MAX_LISTED)
+
+
+# --- repairs --------------------------------------------------------------------------------
+def _repair_search_index(backend: Any) -> str:
+    with backend.write("chat") as conn:
+        conn.run(FTS_REBUILD)
+        newest = conn.one(NEWEST_MESSAGE)[0]
+        conn.run(chat_sql.SET_HIGH_WATER, (newest,))
+    return (f"chat: rebuilt the full-text index from the messages and set its high-water "
+            f"mark to {newest}")
+
+
+def _repair_with_lock(backend: Any, lock_sql: str, update_sql: str) -> int:
+    with backend.write("chat") as conn:
+        if backend.dialect == "postgresql":
+            conn.all(lock_sql)
+        return conn.run(update_sql)
+
+
+def _repair_counters(backend: Any) -> str:
+    changed = _repair_with_lock(backend, LOCK_WRONG_COUNTERS, RECOUNT_COUNTERS)
+    return f"chat: recounted the message, token and cost counters of {changed} session(s)"
+
+
+def _repair_head_depth(backend: Any) -> str:
+    changed = _repair_with_lock(backend, LOCK_WRONG_HEAD_DEPTH, FIX_HEAD_DEPTH)
+    return f"chat: set head_depth from the head message in {changed} session(s)"
+
+
+def delete_orphaned_blobs(backend: Any, *, batch: int = BLOB_BATCH) -> tuple[int, int]:
+    """Delete every blob nothing refers to, ``batch`` per transaction (commits).
+
+    Returns:
+        (blobs deleted, their bytes).
+    """
+    query = orphaned_blobs_sql(backend)
+    if query is None:
+        return 0, 0
+    deleted = size = 0
+    while True:
+        with backend.write("chat") as conn:
+            rows = conn.all(f"{query} LIMIT ?", (batch,))
+            if rows:
+                conn.many("DELETE FROM blobs WHERE sha256 = ?", [(sha,) for sha, _ in rows])
+        deleted += len(rows)
+        size += sum(row[1] for row in rows)
+        if len(rows) < batch:
+            return deleted, size
+
+
+def _repair_orphaned_blobs(backend: Any) -> str:
+    deleted, size = delete_orphaned_blobs(backend)
+    return f"chat: deleted {deleted} orphaned blob(s), {size} bytes"
+
+
+# kind -> (find, repair); the finders that need notes take them as a second argument.
+def _chat_checks(backend: Any, notes: list[str]) -> dict[str, Any]:
+    search = _search_index_sqlite if backend.dialect == "sqlite" else _search_index_postgres
+    return {
+        "search_index": (lambda: search(backend), lambda: _repair_search_index(backend)),
+        "counters": (lambda: _counters(backend), lambda: _repair_counters(backend)),
+        "head_depth": (lambda: _head_depth(backend), lambda: _repair_head_depth(backend)),
+        "orphaned_blob": (lambda: _orphaned_blobs(backend, notes),
+                          lambda: _repair_orphaned_blobs(backend)),
+        "dangling_reference": (lambda: _dangling_references(backend), None),
+        "orphaned_tool_call": (lambda: _orphaned_tool_calls(backend), None),
+    }
+
+
+def check(store: Any, *, repair: bool = False) -> CheckReport:
+    """Check every concern of ``store``; with ``repair``, fix what is safe to fix.
+
+    Read-only unless ``repair`` is True. Safe while the application is running: the
+    repairs run in short transactions and lock what they change.
+
+    Args:
+        repair: rebuild a damaged full-text index (SQLite), recount wrong session
+            counters (one UPDATE), recompute a wrong ``head_depth``, delete orphaned
+            blobs. Damage (integrity, foreign keys), drift and dangling references are
+            only reported.
+
+    Returns:
+        A :class:`CheckReport`: the findings (empty when clean), ``notes`` on checks that
+        were skipped, and ``repairs`` (what was done). A repaired finding has
+        ``repaired=True`` only when a second look no longer finds it.
+
+    Raises:
+        InvalidInput: ``repair`` is not a bool.
+        StoreCorrupt: a file is too damaged to be read at all.
+    """
+    check_flag("repair", repair)
+    backend = store._backend
+    report = CheckReport()
+    for concern in backend.concerns:
+        if backend.dialect == "sqlite":
+            report += _sqlite_integrity(backend, concern)
+        else:
+            report += _postgres_integrity(backend, concern, report.notes)
+        report += _drift(backend, concern)
+    if "chat" not in backend.concerns:  # pragma: no cover - chat is always registered
+        return report
+    checks = _chat_checks(backend, report.notes)
+    found = {kind: find() for kind, (find, _) in checks.items()}
+    for kind, (_, fix) in checks.items():
+        findings = found[kind]
+        if repair and fix is not None and any(f.repairable for f in findings):
+            report.repairs.append(fix())
+            if checks[kind][0]():
+                report.notes.append(f"chat: the {kind} repair did not fix everything; "
+                                    "run the check again")
+            else:
+                findings = [replace(f, repaired=True) if f.repairable else f
+                            for f in findings]
+        report += findings
+    return report

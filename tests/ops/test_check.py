@@ -1,0 +1,254 @@
+"""agentkeep.ops.check and ``agentkeep check`` on both backends: clean stores stay clean,
+damage made by raw SQL is found, and what is safe to repair is repaired."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from contextlib import contextmanager
+
+import pytest
+from typer.testing import CliRunner
+
+from agentkeep.cli import app
+from agentkeep.demo import generate
+from agentkeep.ops.check import check
+from conftest import PG_URL
+
+
+@contextmanager
+def raw(stores, concern="chat"):
+    """Run SQL behind the library's back: ``run(sql, params)`` returns the rows."""
+    if stores.backend == "sqlite":
+        conn = sqlite3.connect(stores.home / f"{concern}.db", isolation_level=None)
+        try:
+            yield lambda sql, params=(): conn.execute(sql, params).fetchall()
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True,
+                         options=f"-c search_path={stores.prefix}_{concern}") as conn:
+        def run(sql, params=()):
+            cursor = conn.execute(sql.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+
+        yield run
+
+
+def cli(stores, *args):
+    target = ["--home", str(stores.home)] if stores.backend == "sqlite" else [
+        "--url", PG_URL, "--schema-prefix", stores.prefix]
+    return CliRunner().invoke(app, [*target, *args])
+
+
+def kinds(report):
+    return sorted({finding.kind for finding in report})
+
+
+def _sample(store):
+    """Two sessions with usage, a tool call, an attachment and a file; searched once."""
+    first = store.chat.create_session(title="Lisbon", provider="openai", model="gpt-4.1")
+    store.chat.append(first.id, "user", "Flights to Lisbon?")
+    answer = store.chat.append(
+        first.id, "assistant", "Checking.", usage={"input_tokens": 12, "output_tokens": 30},
+        cost=0.002, parts=[{"type": "tool_call", "id": "c1", "name": "flights",
+                            "arguments": {"to": "LIS"}}])
+    store.chat.attach(answer.id, b"pdf bytes", filename="ticket.pdf")
+    second = store.chat.create_session(title="Code")
+    store.chat.append(second.id, "user", "Fix the parser")
+    store.chat.save_file(second.id, "parser.py", "print('v1')")
+    store.chat.search("lisbon")
+    return first, second
+
+
+def test_a_fresh_store_is_clean(store, stores):
+    report = check(store)
+    assert list(report) == [] and report.is_clean and report.repairs == []
+    result = cli(stores, "check")
+    assert result.exit_code == 0, result.output
+    assert "Clean: no problems found" in result.stdout
+
+
+def test_a_demo_store_is_clean(store, stores):
+    generate(store, sessions=4, messages_per_session=12)
+    assert list(check(store)) == []
+    data = json.loads(cli(stores, "check", "--json").stdout)
+    assert data["clean"] is True and data["findings"] == []
+
+
+def test_the_search_backlog_is_not_a_finding_and_check_changes_nothing(store, stores):
+    session, _ = _sample(store)
+    for n in range(5):  # appended after the last search: not indexed yet, by design
+        store.chat.append(session.id, "user", f"later question {n}")
+    with raw(stores) as run:
+        before = run("SELECT name, value FROM search_state")
+    assert list(check(store)) == []
+    with raw(stores) as run:
+        assert run("SELECT name, value FROM search_state") == before
+    assert len(store.chat.search("later")) == 5
+
+
+def test_a_wrong_counter_is_found_and_recounted(store, stores):
+    session, other = _sample(store)
+    with raw(stores) as run:
+        run("UPDATE sessions SET message_count = message_count + 5, cost_nanos = 7 "
+            "WHERE id = ?", (session.id,))
+        run("UPDATE sessions SET output_tokens = 99 WHERE id = ?", (other.id,))
+    report = check(store)
+    wrong = [f for f in report if f.kind == "counters"]
+    assert len(wrong) == 2 and all(f.repairable and not f.repaired for f in wrong)
+    assert any(session.id in f.detail and "message_count 7 (recount 2)" in f.detail
+               for f in wrong)
+    result = cli(stores, "check")
+    assert result.exit_code == 1 and "--repair" in result.stdout
+    repaired = check(store, repair=True)
+    assert repaired.is_clean and all(f.repaired for f in repaired)
+    assert any("recounted" in line and "2 session" in line for line in repaired.repairs)
+    fixed = store.chat.get_session(session.id)
+    assert (fixed.message_count, fixed.input_tokens, fixed.output_tokens) == (2, 12, 30)
+    assert fixed.cost == pytest.approx(0.002)
+    assert store.chat.get_session(other.id).output_tokens == 0
+
+
+def test_an_orphaned_blob_is_found_and_deleted(store, stores):
+    _sample(store)
+    stamp = "2026-01-01T00:00:00+00:00"
+    with raw(stores) as run:
+        run("INSERT INTO blobs (sha256, size, data, created_at) VALUES (?, ?, ?, ?)",
+            ("f" * 64, 2, b"\x00\x01", stamp))
+        blobs = run("SELECT count(*) FROM blobs")[0][0]
+    report = check(store)
+    assert [(f.kind, f.table, f.repairable) for f in report] == [("orphaned_blob", "blobs", True)]
+    assert "f" * 64 in report[0].detail
+    result = cli(stores, "check", "--repair", "--json")
+    data = json.loads(result.stdout)
+    assert result.exit_code == 0 and data["clean"] is True
+    assert data["findings"][0]["repaired"] is True
+    assert any("deleted 1 orphaned blob" in line for line in data["repairs"])
+    with raw(stores) as run:  # only the orphan went
+        assert run("SELECT count(*) FROM blobs")[0][0] == blobs - 1
+
+
+def test_dangling_references_and_orphaned_tool_calls_are_reported_not_repaired(store, stores):
+    session, other = _sample(store)
+    foreign = store.chat.history(other.id)[0]
+    with raw(stores) as run:
+        run("UPDATE sessions SET head_id = ? WHERE id = ?", (foreign.id, session.id))
+        run("UPDATE sessions SET summary_id = 'no-such-message' WHERE id = ?", (other.id,))
+        if stores.backend == "sqlite":
+            run("PRAGMA foreign_keys = OFF")
+        else:
+            run("SET session_replication_role = replica")  # foreign keys not enforced
+        run("INSERT INTO tool_calls (id, session_id, message_id, name, input, status, "
+            "retry_count, created_at) VALUES ('tc-orphan', ?, 'gone', 'x', '{}', 'pending', 0, "
+            "?)", (session.id, "2026-01-01T00:00:00+00:00"))
+    report = check(store, repair=True)
+    found = {(f.kind, f.table) for f in report}
+    assert ("dangling_reference", "sessions") in found
+    assert ("orphaned_tool_call", "tool_calls") in found
+    assert ("foreign_key", "tool_calls") in found  # SQLite's pragma; PostgreSQL's recount
+    assert not report.is_clean and not any(f.repaired for f in report)
+    details = " ".join(f.detail for f in report)
+    assert f"of session {other.id}" in details and "no-such-message" in details
+    assert "tc-orphan" in details
+
+
+def test_a_wrong_head_depth_is_recomputed(store, stores):
+    session, _ = _sample(store)
+    with raw(stores) as run:
+        run("UPDATE sessions SET head_depth = 40 WHERE id = ?", (session.id,))
+    assert kinds(check(store)) == ["head_depth"]
+    assert check(store, repair=True).is_clean
+    store.chat.append(session.id, "user", "and now?")
+    assert [m.depth for m in store.chat.history(session.id)] == [0, 1, 2]
+
+
+def test_drift_is_reported_and_never_repaired(store, stores):
+    with raw(stores) as run:
+        run("ALTER TABLE sessions ADD COLUMN extra TEXT")
+    report = check(store, repair=True)
+    assert [(f.kind, f.table, f.repairable, f.repaired) for f in report] == [
+        ("drift", "sessions", False, False)]
+    assert "extra" in report[0].detail
+    result = cli(stores, "check")
+    assert result.exit_code == 1 and "drift" in result.stdout
+    with raw(stores) as run:
+        run("ALTER TABLE sessions DROP COLUMN extra")
+    assert check(store).is_clean
+
+
+SQLITE_ONLY = pytest.mark.parametrize("stores", ["sqlite"], indirect=True)
+POSTGRES_ONLY = pytest.mark.parametrize("stores", ["postgres"], indirect=True)
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("damage", ["shadow row deleted", "bogus row", "mark too high"])
+def test_sqlite_search_index_damage_is_found_and_rebuilt(stores, damage):
+    store = stores.open()
+    session, _ = _sample(store)
+    with raw(stores) as run:
+        if damage == "shadow row deleted":
+            run("DELETE FROM messages_fts_docsize WHERE id = (SELECT min(id) FROM "
+                "messages_fts_docsize)")
+        elif damage == "bogus row":
+            run("INSERT INTO messages_fts (rowid, content) VALUES (424242, 'bogus words')")
+        else:
+            run("UPDATE search_state SET value = value + 10 WHERE name = 'fts'")
+    report = check(store)
+    assert kinds(report) == ["search_index"] and all(f.repairable for f in report)
+    repaired = check(store, repair=True)
+    assert repaired.is_clean and any("rebuilt the full-text index" in line
+                                     for line in repaired.repairs)
+    assert [hit.message.content for hit in store.chat.search("lisbon")] == ["Flights to Lisbon?"]
+    assert store.chat.search("bogus") == []
+    store.chat.append(session.id, "user", "one more about Lisbon")
+    assert len(store.chat.search("lisbon")) == 2
+
+
+@POSTGRES_ONLY
+def test_postgres_search_structures_are_checked(stores):
+    store = stores.open()
+    with raw(stores) as run:
+        run("DROP INDEX messages_search")
+    assert [(f.kind, f.repairable) for f in check(store)] == [("search_index", False)]
+
+
+@POSTGRES_ONLY
+def test_postgres_amcheck_runs_when_installed_else_a_note(stores):
+    store = stores.open()
+    _sample(store)
+    with raw(stores) as run:
+        installed = run("SELECT 1 FROM pg_extension WHERE extname = 'amcheck'")
+        available = run("SELECT 1 FROM pg_available_extensions WHERE name = 'amcheck'")
+    report = check(store)
+    assert list(report) == []
+    if not installed:
+        assert any("amcheck" in note for note in report.notes)
+        if not available:
+            pytest.skip("amcheck is not available on this server")
+        with raw(stores) as run:  # in a schema of this test, dropped with it
+            run(f'CREATE SCHEMA "{stores.prefix}_ext"')
+            run(f'CREATE EXTENSION amcheck SCHEMA "{stores.prefix}_ext"')
+    report = check(store)
+    assert list(report) == [] and not any("amcheck" in note for note in report.notes)
+
+
+@POSTGRES_ONLY
+def test_postgres_foreign_key_violations_are_counted(stores):
+    store = stores.open()
+    session, _ = _sample(store)
+    with raw(stores) as run:
+        run("SET session_replication_role = replica")
+        run("DELETE FROM messages WHERE session_id = ?", (session.id,))
+    found = [f for f in check(store) if f.kind == "foreign_key"]
+    assert {f.table for f in found} >= {"tool_calls", "attachments"}
+    assert all("refer to missing rows of messages" in f.detail for f in found)
+
+
+def test_bad_repair_flag_is_refused(store):
+    from agentkeep import InvalidInput
+
+    with pytest.raises(InvalidInput, match="repair"):
+        check(store, repair="yes")

@@ -1,0 +1,162 @@
+"""Bad export files: each is refused with InvalidInput naming the file, the line and the
+field, and the store it was imported into is exactly as it was, on both backends."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from test_transfer import dump, export_bytes, fill, import_bytes
+
+import agentkeep
+from conftest import StoreFactory
+
+NAME = "export.jsonl"
+
+
+@pytest.fixture(scope="module")
+def lines(tmp_path_factory) -> list[bytes]:
+    """A valid export of a filled SQLite store, as lines (each ending with a newline)."""
+    factory = StoreFactory("sqlite", tmp_path_factory.mktemp("source"))
+    try:
+        store = factory.open()
+        fill(store)
+        return export_bytes(store).splitlines(keepends=True)
+    finally:
+        factory.cleanup()
+
+
+def first(lines: list[bytes], kind: str) -> int:
+    """The 0-based index of the first record of ``kind``."""
+    return next(i for i, line in enumerate(lines) if json.loads(line)["kind"] == kind)
+
+
+def edit(lines: list[bytes], index: int, change, *, ascii: bool = False) -> list[bytes]:
+    record = json.loads(lines[index])
+    change(record)
+    copy = list(lines)
+    copy[index] = json.dumps(record, ensure_ascii=ascii).encode() + b"\n"
+    return copy
+
+
+def row_set(**values):
+    def change(record):
+        record["row"].update(values)
+    return change
+
+
+def message(lines):
+    return first(lines, "chat.messages")
+
+
+def session_of_first_message(lines):
+    return first(lines, "chat.sessions")
+
+
+CASES = {
+    # name: (build the bad lines from the good ones, the 0-based line it must name, words)
+    "a line that is not JSON": (
+        lambda ls: [*ls[:4], b'{"kind": "chat.messages", "v": 1, "row": {\n', *ls[5:]],
+        lambda ls: 4, "is not JSON"),
+    "an unknown kind": (
+        lambda ls: edit(ls, 3, lambda r: r.update(kind="chat.unicorns")),
+        lambda ls: 3, "unknown record kind 'chat.unicorns'"),
+    "an unknown version": (
+        lambda ls: edit(ls, 3, lambda r: r.update(v=2)),
+        lambda ls: 3, "unknown record version 2"),
+    "a missing header": (
+        lambda ls: ls[1:], lambda ls: 0, "must be the header"),
+    "a truncated file (no footer)": (
+        lambda ls: ls[:-1], lambda ls: len(ls) - 2, "ends without its footer"),
+    "a file cut in the middle of a line": (
+        lambda ls: [*ls[:-3], ls[-3][: len(ls[-3]) // 2]], lambda ls: len(ls) - 3,
+        "is not JSON"),
+    "a message referencing a missing session": (
+        lambda ls: edit(ls, message(ls), row_set(session_id="no-such-session")),
+        message, "chat.messages.session_id: session 'no-such-session' has no chat.sessions"),
+    "a tool call referencing a missing message": (
+        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(message_id="no-such")),
+        lambda ls: first(ls, "chat.tool_calls"), "chat.tool_calls.message_id:"),
+    "a message whose parent is not in its session": (
+        lambda ls: edit(ls, message(ls) + 1, row_set(parent_id="elsewhere")),
+        lambda ls: message(ls) + 1, "chat.messages.parent_id:"),
+    "a text column holding a number": (
+        lambda ls: edit(ls, message(ls), row_set(content=42)),
+        message, "chat.messages.content: must be a string, got an integer"),
+    "an integer column holding a string": (
+        lambda ls: edit(ls, message(ls), row_set(seq="1")),
+        message, "chat.messages.seq: must be an integer"),
+    "a time that is not a time": (
+        lambda ls: edit(ls, message(ls), row_set(created_at="yesterday")),
+        message, "chat.messages.created_at: must be an ISO-8601 time"),
+    "a time without a zone": (
+        lambda ls: edit(ls, message(ls), row_set(created_at="2025-01-01T10:00:00")),
+        message, "chat.messages.created_at:"),
+    "an unknown column": (
+        lambda ls: edit(ls, message(ls), row_set(colour="blue")),
+        message, "chat.messages.colour: is not a column"),
+    "a missing required column": (
+        lambda ls: edit(ls, message(ls), lambda r: r["row"].pop("role")),
+        message, "chat.messages.role: is required"),
+    "a role the schema refuses": (
+        lambda ls: edit(ls, message(ls), row_set(role="robot")),
+        message, "chat.messages: the database refused the row"),
+    "a session whose counters disagree with its messages": (
+        lambda ls: edit(ls, session_of_first_message(ls),
+                        lambda r: r["row"].update(message_count=r["row"]["message_count"] + 1)),
+        session_of_first_message, "chat.sessions.message_count:"),
+    "a blob whose hash does not match": (
+        lambda ls: edit(ls, first(ls, "chat.blobs"),
+                        row_set(data=base64.b64encode(b"other bytes").decode())),
+        lambda ls: first(ls, "chat.blobs"), "chat.blobs.sha256: is not the SHA-256"),
+    "a blob that is not base64": (
+        lambda ls: edit(ls, first(ls, "chat.blobs"), row_set(data="not base64!")),
+        lambda ls: first(ls, "chat.blobs"), "chat.blobs.data: must be base64"),
+    "a header from a newer schema": (
+        lambda ls: edit(ls, 0, lambda r: r["revisions"].update(chat="chat_9999")),
+        lambda ls: 0, "revisions.chat: revision 'chat_9999' is newer"),
+    "a newer file format": (
+        lambda ls: edit(ls, 0, lambda r: r.update(format=2)),
+        lambda ls: 0, "format: format 2"),
+    "a footer whose counts differ": (
+        lambda ls: edit(ls, len(ls) - 1, lambda r: r["counts"].update({"chat.messages": 1})),
+        lambda ls: len(ls) - 1, "counts:"),
+    "a NUL character in text": (
+        lambda ls: edit(ls, message(ls), row_set(content="a\x00b")),
+        message, "chat.messages.content: contains a NUL"),
+    "a lone surrogate in JSON": (
+        lambda ls: edit(ls, message(ls), row_set(metadata={"x": "\ud800"}), ascii=True),
+        message, "chat.messages.metadata: contains a lone surrogate"),
+    "bytes that are not UTF-8": (
+        lambda ls: [*ls[:5], b'{"kind": "\xff"}\n', *ls[6:]], lambda ls: 5, "is not UTF-8"),
+    "a record after the footer": (
+        lambda ls: [*ls, ls[3]], lambda ls: len(ls), "comes after the footer"),
+    "a record that is not an object": (
+        lambda ls: [*ls[:3], b"[1, 2]\n", *ls[4:]], lambda ls: 3, "must be a JSON object"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_file_is_refused_and_changes_nothing(stores, lines, case):
+    build, where, words = CASES[case]
+    target = stores.open()
+    session = target.chat.create_session(title="already here")
+    target.chat.append(session.id, "user", "existing message")
+    target.settings.set("ui.existing", True)
+    before = dump(target)
+    with pytest.raises(agentkeep.InvalidInput) as caught:
+        import_bytes(target, b"".join(build(lines)), NAME)
+    line = where(lines) + 1
+    message_text = str(caught.value)
+    assert message_text.startswith(f"{NAME}:{line}: "), message_text
+    assert words in message_text, message_text
+    assert caught.value.line == line
+    assert dump(target) == before
+    # The store still works, and the good file still imports.
+    assert import_bytes(target, b"".join(lines)).messages > 0
+
+
+def test_empty_file(store):
+    with pytest.raises(agentkeep.InvalidInput, match=f"{NAME}:1: the file is empty"):
+        import_bytes(store, b"", NAME)
