@@ -30,8 +30,10 @@ orphaned_tool_call  tool calls whose message is missing (or in          no
 
 The full-text index may legitimately lag behind the messages (SQLite feeds it from a
 high-water mark, see ``docs/architecture.md``): the check indexes the backlog inside its
-own transaction, runs FTS5's integrity check and rolls back, so lag is never reported and
-the store is left as it was. Without ``repair`` nothing is changed.
+own transaction, runs FTS5's integrity check and rolls back, so lag is never reported.
+Without ``repair`` nothing is changed, except that a backlog of more than
+:data:`MAX_ROLLED_BACK_BACKLOG` messages is indexed for good first (as the next search
+would), so that the check's transaction, which holds the write lock, stays short.
 
 Which tables refer to blobs is read from the foreign keys in the database catalogue, so a
 new table that stores blobs is covered without a change here.
@@ -53,6 +55,10 @@ from .stats import columns, foreign_keys, plain_tables, quote
 MAX_LISTED = 50
 #: Orphaned blobs deleted per transaction.
 BLOB_BATCH = 500
+#: A search backlog up to this size is indexed inside the check's rolled-back transaction;
+#: a larger one is indexed for good first, so the write lock is held briefly (the check
+#: itself takes ~0.2 s per 100,000 indexed messages here).
+MAX_ROLLED_BACK_BACKLOG = 10_000
 
 # --- SQLite ------------------------------------------------------------------------------
 FTS_TABLE = "messages_fts"
@@ -353,20 +359,36 @@ def _drift(backend: Any, concern: str) -> list[Finding]:
         detail = line.split(": ", 1)[1] if line.startswith(f"{concern}: ") else line
         table = re.search(r"\b([A-Za-z_][A-Za-z0-9_]*)\.[A-Za-z_]", detail)
         findings.append(Finding(concern, "drift", table.group(1) if table else None,
-                                f"{detail} (the schema differs from this agentkeep's; "
-                                "not repaired: migrate or restore instead)"))
+                                f"{_explain_drift(detail)} (not repaired: migrate, or undo "
+                                "the change by hand)"))
     return findings
 
 
+def _explain_drift(detail: str) -> str:
+    """Alembic's ``remove column t t.c`` as a sentence saying which side has what."""
+    match = re.fullmatch(r"(add|remove) (table|column|index|unique constraint|foreign key"
+                         r"|constraint) .*?([A-Za-z0-9_.]+)", detail)
+    if match is None:
+        return f"the schema differs from the declared one: {detail}"
+    action, kind, name = match.groups()
+    if action == "remove":
+        return f"the database has {kind} {name}, which this agentkeep does not declare"
+    return f"{kind} {name} is declared but missing from the database"
+
+
 # --- the chat concern ---------------------------------------------------------------------
-def _search_index_sqlite(backend: Any) -> list[Finding]:
+def _search_index_sqlite(store: Any) -> list[Finding]:
     """FTS5 against the messages it indexed, inside a transaction that is rolled back."""
+    backend = store._backend
     with backend.read("chat") as conn:
         exists = conn.one("SELECT 1 FROM sqlite_master WHERE name = ?", (FTS_TABLE,))
+        newest, indexed, _ = conn.one(chat_sql.SEARCH_BACKLOG)
     if exists is None:
         return [Finding("chat", "search_index", FTS_TABLE,
                         "the full-text index table is missing (not repaired: migrate the "
                         "store again)")]
+    if newest - indexed > MAX_ROLLED_BACK_BACKLOG:
+        store.chat.catch_up_index()  # commits, as the next search would
     findings = []
     frame = backend.start("chat")
     try:
@@ -551,10 +573,16 @@ def _repair_orphaned_blobs(backend: Any) -> str:
 
 
 # kind -> (find, repair); the finders that need notes take them as a second argument.
-def _chat_checks(backend: Any, notes: list[str]) -> dict[str, Any]:
-    search = _search_index_sqlite if backend.dialect == "sqlite" else _search_index_postgres
+def _chat_checks(store: Any, notes: list[str]) -> dict[str, Any]:
+    backend = store._backend
+
+    def search() -> list[Finding]:
+        if backend.dialect == "sqlite":
+            return _search_index_sqlite(store)
+        return _search_index_postgres(backend)
+
     return {
-        "search_index": (lambda: search(backend), lambda: _repair_search_index(backend)),
+        "search_index": (search, lambda: _repair_search_index(backend)),
         "counters": (lambda: _counters(backend), lambda: _repair_counters(backend)),
         "head_depth": (lambda: _head_depth(backend), lambda: _repair_head_depth(backend)),
         "orphaned_blob": (lambda: _orphaned_blobs(backend, notes),
@@ -596,7 +624,7 @@ def check(store: Any, *, repair: bool = False) -> CheckReport:
         report += _drift(backend, concern)
     if "chat" not in backend.concerns:  # pragma: no cover - chat is always registered
         return report
-    checks = _chat_checks(backend, report.notes)
+    checks = _chat_checks(store, report.notes)
     found = {kind: find() for kind, (find, _) in checks.items()}
     for kind, (_, fix) in checks.items():
         findings = found[kind]
