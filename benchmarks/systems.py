@@ -164,7 +164,8 @@ class RawPostgres(RawSqlite):
         conn = psycopg.connect(PG_URL, autocommit=True, prepare_threshold=0)
         conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.location}"')
         conn.execute(f'SET search_path TO "{self.location}"')
-        conn.execute(self.SCHEMA_PG)
+        for statement in filter(str.strip, self.SCHEMA_PG.split(";")):
+            conn.execute(statement)
         self.conn = conn
 
     def _q(self, sql: str) -> str:
@@ -203,11 +204,7 @@ class RawPostgres(RawSqlite):
         return self.conn.execute(self.SEARCH_PG, (query, limit)).fetchall()
 
     def size_bytes(self) -> int:
-        row = self.conn.execute(
-            "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = %s "
-            "AND c.relkind IN ('r', 'm')", (self.location,)).fetchone()
-        return int(row[0])
+        return schema_bytes(self.location)
 
 
 class Agentkeep:
@@ -273,14 +270,19 @@ class Agentkeep:
     def size_bytes(self) -> int:
         if self.backend == "sqlite":
             return sum(p.stat().st_size for p in Path(self.location).glob("*.db*"))
-        import psycopg
+        return schema_bytes(self.location + "\\_%")
 
-        with psycopg.connect(PG_URL) as conn:
-            row = conn.execute(
-                "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE %s "
-                "AND c.relkind IN ('r', 'm')", (self.location + "\\_%",)).fetchone()
-        return int(row[0])
+
+def schema_bytes(pattern: str) -> int:
+    """Bytes of every table (with its indexes and TOAST) in the schemas matching ``pattern``."""
+    import psycopg
+
+    with psycopg.connect(PG_URL) as conn:
+        row = conn.execute(
+            "SELECT COALESCE(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname LIKE %s "
+            "AND c.relkind IN ('r', 'm')", (pattern,)).fetchone()
+    return int(row[0])
 
 
 def make(system: str, backend: str, location) -> RawSqlite | Agentkeep:

@@ -218,10 +218,18 @@ LIST_TOOL_CALLS = (
 LIST_TOOL_CALLS_ORDER = " ORDER BY t.created_at DESC, t.id DESC LIMIT ?"
 
 # --- blobs, attachments, files ------------------------------------------------------------
-INSERT_BLOB = (
-    "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (sha256) DO NOTHING"
-)
+# On PostgreSQL an existing blob is locked (DO UPDATE), so a concurrent orphan cleanup
+# cannot delete it between this statement and the row that will refer to it.
+INSERT_BLOB = {
+    "sqlite": (
+        "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (sha256) DO NOTHING"
+    ),
+    "postgresql": (
+        "INSERT INTO blobs (sha256, size, data, created_at) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT (sha256) DO UPDATE SET size = excluded.size"
+    ),
+}
 SELECT_BLOB = "SELECT data FROM blobs WHERE sha256 = ?"
 INSERT_ATTACHMENT = (
     "INSERT INTO attachments (id, session_id, message_id, blob_sha256, filename, media_type, "

@@ -766,7 +766,7 @@ class ChatStore:
     # --- attachments and files --------------------------------------------------------------
     def _store_blob(self, conn: Connection, data: bytes, stamp: datetime) -> str:
         sha = _sha256(data)
-        conn.run(sql.INSERT_BLOB, (sha, len(data), data, self._time(stamp)))
+        conn.run(sql.INSERT_BLOB[self._dialect], (sha, len(data), data, self._time(stamp)))
         return sha
 
     def _read_blob(self, conn: Connection, sha: str) -> bytes:
