@@ -81,6 +81,8 @@ class PostgresBackend(Backend):
                 timeout=max(config.busy_timeout, 1.0),
                 kwargs={"autocommit": True, "prepare_threshold": 0,
                         "connect_timeout": CONNECT_TIMEOUT,
+                        # Named so that restore (and DBAs) can find the app's connections.
+                        "application_name": f"agentkeep {config.schema_prefix}",
                         "options": f"-c search_path={schema}"})
             pool.open(wait=False)
             self._pools[concern] = pool
