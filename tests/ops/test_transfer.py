@@ -389,3 +389,11 @@ def test_empty_store_round_trip(stores, factories):
     assert len(data.splitlines()) == 2
     summary = import_bytes(factories(stores.backend).open(), data)
     assert summary.records == 0 and summary.written == {}
+
+
+def test_export_inside_a_transaction_sees_its_rows(store):
+    with store.transaction():
+        store.chat.create_session(title="not committed yet")
+        data = export_bytes(store)
+        assert store.chat.list_sessions().items  # the transaction is still usable
+    assert b"not committed yet" in data

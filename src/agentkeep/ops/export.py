@@ -44,7 +44,8 @@ from .transfer import (
 )
 
 UTC = timezone.utc
-FETCH_SIZE = 2000  # rows per fetch from a cursor
+FETCH_SIZE = {"sqlite": 2000, "postgresql": 10000}  # rows per fetch (a round trip on PG)
+BLOB_FETCH_SIZE = 16  # rows per fetch of a table with a blob column (up to 64 MB a row)
 WRITE_LINES = 2000  # lines per write to the output
 
 _encode_str = json.encoder.encode_basestring  # C: quotes and escapes, keeps non-ASCII as is
@@ -140,8 +141,9 @@ def _inline(kind: str, dialect: str, name: str) -> str:
     if kind == "time" and dialect == "sqlite":
         return (f"(S({name}) if {name}.__class__ is str and {name}.endswith(UTC_SUFFIX) "
                 f"else TIME({name}))")
-    if kind == "time":
-        return f"TIME({name})"
+    if kind == "time":  # the export's transaction sets TimeZone to UTC
+        return (f"(Q + {name}.isoformat() + Q if {name}.__class__ is datetime "
+                f"and {name}.tzinfo is UTC else TIME({name}))")
     return {"bool": f"BOOL({name})", "blob": f"BLOB({name})"}.get(kind, f"ANY({name})")
 
 
@@ -166,7 +168,8 @@ def line_encoder(spec: TableSpec, dialect: str) -> Callable[[tuple], str]:
     namespace: dict[str, Any] = {
         **literals, "S": _encode_str, "TEXT": _text, "INT": _int, "JSON": _json,
         "TIME": _time_sqlite if dialect == "sqlite" else _time_postgres, "BOOL": _bool,
-        "BLOB": _blob, "ANY": _any, "UTC_SUFFIX": "+00:00"}
+        "BLOB": _blob, "ANY": _any, "UTC_SUFFIX": "+00:00", "Q": '"',
+        "datetime": datetime, "UTC": UTC}
     exec(source, namespace)  # noqa: S102 - generated from the declared column names only
     fast = namespace["encode"]
     json_columns = [i for i, c in enumerate(spec.columns) if c.kind == "json"]
@@ -243,16 +246,19 @@ class _Snapshot:
                     # RSS for a 1M-message export instead of 105 MB), and is no faster.
                     self.mmap = self.conn.one("PRAGMA mmap_size")[0]
                     self.conn.raw.execute("PRAGMA mmap_size=0")
-                if self.owns_transaction:
-                    self.conn.raw.execute(
-                        "BEGIN" if self.dialect == "sqlite"
-                        else "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                if self.owns_transaction and self.dialect == "sqlite":
+                    self.conn.raw.execute("BEGIN")
+                elif self.owns_transaction:
+                    self.conn.raw.execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    # Times then arrive in UTC and are written without a conversion.
+                    self.conn.raw.execute("SET LOCAL TimeZone = 'UTC'")
         except BaseException as exc:
             self._context.__exit__(type(exc), exc, exc.__traceback__)
             raise
         return self
 
-    def query(self, sql: str, params: tuple = ()) -> Iterator[tuple]:
+    def query(self, sql: str, params: tuple = (), *, size: int | None = None
+              ) -> Iterator[tuple]:
         with self.backend.translated(self.concern):
             if self.dialect == "sqlite":
                 cursor = self.conn.raw.execute(sql, params)
@@ -263,12 +269,12 @@ class _Snapshot:
                 cursor = self.conn.raw.cursor(name=f"agentkeep_export_{len(self.cursors)}")
                 cursor.execute(to_psycopg(sql), params)
         self.cursors.append(cursor)
-        return self._rows(cursor)
+        return self._rows(cursor, size or FETCH_SIZE[self.dialect])
 
-    def _rows(self, cursor: Any) -> Iterator[tuple]:
+    def _rows(self, cursor: Any, size: int) -> Iterator[tuple]:
         with self.backend.translated(self.concern):
             while True:
-                batch = cursor.fetchmany(FETCH_SIZE)
+                batch = cursor.fetchmany(size)
                 if not batch:
                     return
                 yield from batch
@@ -463,7 +469,8 @@ class Exporter:
             if spec.role in ("flat", "shared"):
                 encode = line_encoder(spec, self.dialect)
                 count = 0
-                for row in snapshot.query(*self._table_query(plan, spec)):
+                size = BLOB_FETCH_SIZE if any(c.kind == "blob" for c in spec.columns) else None
+                for row in snapshot.query(*self._table_query(plan, spec), size=size):
                     add(encode(row))
                     count += 1
                 counts[spec.kind] += count
