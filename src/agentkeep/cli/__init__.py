@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import typer
 
-from . import backup, check, demo, init, maintenance, migrate, search, sessions, stats
+from . import backup, check, demo, init, maintenance, migrate, search, sessions, stats, transfer
 from .app import app
 
 __all__ = ["app", "main"]
 
-for _module in (init, demo, migrate, sessions, search, stats, check, maintenance, backup):
+for _module in (init, demo, migrate, sessions, search, stats, check, maintenance, backup,
+                transfer):
     _module.register(app)
 
 

@@ -1,0 +1,119 @@
+"""``agentkeep export`` and ``agentkeep import``."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import uuid
+
+from test_transfer import dump, fill
+from typer.testing import CliRunner
+
+import agentkeep
+from agentkeep.cli import app
+from conftest import PG_URL, drop_schemas, postgres_or_skip
+
+STORE_ENV = ("AGENTKEEP_HOME", "AGENTKEEP_URL", "AGENTKEEP_SCHEMA_PREFIX")
+
+
+def run(*args, input=None):
+    env = {name: "" for name in STORE_ENV}
+    return CliRunner().invoke(app, [str(a) for a in args], input=input, env=env)
+
+
+def filled(path) -> None:
+    with agentkeep.open(path) as store:
+        fill(store)
+
+
+def stores_equal(first, second) -> bool:
+    with agentkeep.open(first) as a, agentkeep.open(second) as b:
+        return dump(a) == dump(b)
+
+
+def test_export_to_a_file_and_import_it(tmp_path):
+    filled(tmp_path / "a")
+    out = tmp_path / "store.jsonl"
+    result = run("--home", tmp_path / "a", "export", "--output", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Exported ") and str(out) in result.stdout
+    assert os.stat(out).st_mode & 0o777 == 0o600
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+    result = run("--home", tmp_path / "b", "import", out, "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["sessions"] > 5 and summary["skipped"] == {}
+    assert stores_equal(tmp_path / "a", tmp_path / "b")
+    again = run("--home", tmp_path / "b", "import", out)
+    assert again.exit_code == 0
+    assert "Imported nothing" in again.stdout and "identical sessions" in again.stdout
+
+
+def test_pipe_through_stdout_and_stdin(tmp_path):
+    filled(tmp_path / "a")
+    exported = run("--home", tmp_path / "a", "export", "--json")
+    assert exported.exit_code == 0
+    data = exported.stdout_bytes
+    assert json.loads(data.splitlines()[0])["kind"] == "agentkeep-export"
+    assert json.loads(exported.stderr)["messages"] > 0  # the summary went to stderr
+    imported = run("--home", tmp_path / "b", "import", "-", input=data)
+    assert imported.exit_code == 0, imported.output
+    assert "from stdin" in imported.stdout
+    assert stores_equal(tmp_path / "a", tmp_path / "b")
+
+
+def test_gzip_and_selection(tmp_path):
+    filled(tmp_path / "a")
+    out = tmp_path / "some.jsonl.gz"
+    result = run("--home", tmp_path / "a", "export", "--session", "aa-child",
+                 "--session", "zz-parent", "-o", out, "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["counts"]["chat.sessions"] == 2
+    lines = gzip.decompress(out.read_bytes()).splitlines()
+    assert len(lines) == 2 + 2 + 1  # header, two sessions, the child's message, footer
+    result = run("--home", tmp_path / "b", "import", out)
+    assert result.exit_code == 0, result.output
+    with agentkeep.open(tmp_path / "b") as store:
+        assert store.chat.get_session("aa-child").parent_id == "zz-parent"
+    since = run("--home", tmp_path / "a", "export", "--since", "2000-01-01", "--concern",
+                "chat", "--concern", "app")
+    assert since.exit_code == 0 and b'"app.settings"' in since.stdout_bytes
+
+
+def test_errors_are_one_line(tmp_path):
+    filled(tmp_path / "a")
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"kind": "agentkeep-export", "format": 1, "revisions": {}}\nnot json\n')
+    result = run("--home", tmp_path / "a", "import", bad)
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [f"error: {bad}:2: is not JSON (Expecting value at "
+                                          "column 1)"]
+    missing = run("--home", tmp_path / "new", "import", tmp_path / "nope.jsonl")
+    assert missing.exit_code == 1 and "nope.jsonl" in missing.stderr
+    assert not (tmp_path / "new").exists()  # no empty store left behind
+    unknown = run("--home", tmp_path / "a", "export", "--session", "nope")
+    assert unknown.exit_code == 1 and unknown.stderr == "error: no session 'nope'\n"
+    no_store = run("--home", tmp_path / "none", "export")
+    assert no_store.exit_code == 1 and "no agentkeep store" in no_store.stderr
+    since = run("--home", tmp_path / "a", "export", "--since", "last week")
+    assert since.exit_code == 2 and since.stderr.startswith("error: since: ")
+
+
+def test_sqlite_to_postgres_and_back(tmp_path):
+    postgres_or_skip()
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    try:
+        filled(tmp_path / "a")
+        out = tmp_path / "a.jsonl"
+        assert run("--home", tmp_path / "a", "export", "-o", out).exit_code == 0
+        pg = ("--url", PG_URL, "--schema-prefix", prefix)
+        result = run(*pg, "import", out)
+        assert result.exit_code == 0, result.output
+        back = tmp_path / "back.jsonl"
+        assert run(*pg, "export", "-o", back).exit_code == 0
+        assert run("--home", tmp_path / "b", "import", back).exit_code == 0
+        with agentkeep.open(tmp_path / "a") as a, agentkeep.open(tmp_path / "b") as b:
+            assert dump(a, raw=True) == dump(b, raw=True)
+    finally:
+        drop_schemas(prefix)
