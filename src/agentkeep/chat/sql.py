@@ -102,6 +102,25 @@ APPEND_AT_HEAD = {
     "postgresql": _APPEND_AT_HEAD + " FOR UPDATE RETURNING parent_id, seq, depth",
 }
 
+# PostgreSQL: one message at the head in ONE round trip. Lock the session row, move its
+# counters and head, and insert the message, in one statement (data-modifying CTEs).
+# Parameters: session id; input, output tokens, cost; new head id; summary id or NULL;
+# updated_at, active_at; then the message's id, session id and fields as INSERT_MESSAGE.
+APPEND_ONE_POSTGRES = (
+    "WITH old AS (SELECT id, head_id, message_count, head_depth FROM sessions "
+    "WHERE id = ? AND status <> 'deleted' FOR UPDATE), "
+    "moved AS (UPDATE sessions s SET message_count = old.message_count + 1, "
+    "input_tokens = s.input_tokens + ?, output_tokens = s.output_tokens + ?, "
+    "cost_nanos = s.cost_nanos + ?, head_id = ?, head_depth = old.head_depth + 1, "
+    "summary_id = COALESCE(?, s.summary_id), updated_at = ?, active_at = ? FROM old "
+    "WHERE s.id = old.id RETURNING old.head_id AS parent_id, old.message_count + 1 AS seq, "
+    "old.head_depth + 1 AS depth) "
+    "INSERT INTO messages (id, session_id, parent_id, seq, depth, role, content, parts, "
+    "provider, model, finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, "
+    "created_at) SELECT ?, ?, parent_id, seq, depth, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+    "FROM moved RETURNING parent_id, seq, depth"
+)
+
 # --- messages -------------------------------------------------------------------------
 INSERT_MESSAGE = (
     "INSERT INTO messages (id, session_id, parent_id, seq, depth, role, content, parts, "

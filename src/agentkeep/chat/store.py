@@ -361,6 +361,9 @@ class ChatStore:
         stamp = now()
         stamp_value = self._time(stamp)
         times = [self._time(t) for t in created_at] if created_at else None
+        if parent_id is _HEAD and len(prepared) == 1 and self._dialect == "postgresql":
+            return self._append_one_postgres(conn, session_id, prepared[0], stamp,
+                                             times[0] if times else stamp_value)
         rows = []
         if parent_id is _HEAD:  # the common case: one statement reads the head and inserts
             item = prepared[0]
@@ -416,6 +419,26 @@ class ChatStore:
         messages = list(map(Message, rows))
         if any(item["parts"] for item in prepared):
             self._record_tool_parts(conn, messages, prepared, stamp)
+        return messages
+
+    def _append_one_postgres(self, conn: Connection, session_id: str, item: dict[str, Any],
+                             stamp: datetime, created: Any) -> list[Message]:
+        """The common PostgreSQL append in one round trip (see APPEND_ONE_POSTGRES)."""
+        message_id = new_id()
+        fields = (item["role"], item["content"], item["parts_json"], item["provider"],
+                  item["model"], item["finish_reason"], item["input_tokens"],
+                  item["output_tokens"], item["usage"], item["cost_nanos"],
+                  item["metadata_json"], created)
+        inserted = conn.one(sql.APPEND_ONE_POSTGRES, (
+            session_id, item["input_tokens"], item["output_tokens"], item["cost_nanos"],
+            message_id, message_id if item["summary"] else None, stamp, stamp,
+            message_id, session_id, *fields))
+        if inserted is None:
+            raise NotFound(f"no session {session_id!r}")
+        parent, seq, depth = inserted
+        messages = [Message((message_id, session_id, parent, seq, depth, *fields))]
+        if item["parts"]:
+            self._record_tool_parts(conn, messages, [item], stamp)
         return messages
 
     def _record_tool_parts(self, conn: Connection, messages: list[Message],
