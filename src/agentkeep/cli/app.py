@@ -49,7 +49,8 @@ class AgentkeepGroup(TyperGroup):
     """The root command group, with the CLI's single error handler."""
 
     #: The order of ``agentkeep --help`` (Typer would list the groups last).
-    order = ("init", "demo", "migrate", "sessions", "search", "stats")
+    order = ("init", "demo", "migrate", "sessions", "search", "stats", "check", "optimize",
+             "prune", "backup", "restore", "export", "import")
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
