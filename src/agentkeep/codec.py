@@ -162,3 +162,15 @@ def load_time(value: Any) -> datetime | None:
     if isinstance(value, datetime):  # PostgreSQL hands back the session's zone
         return value.astimezone(UTC)
     return datetime.fromisoformat(value)
+
+
+def human_size(size: int | None) -> str:
+    """A byte count for people: 512 B, 1.5 KiB, 3.2 MiB, ... (``-`` for None)."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover - unreachable

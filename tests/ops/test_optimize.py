@@ -5,47 +5,16 @@ bad retention setting refused before anything changes."""
 from __future__ import annotations
 
 import json
-import sqlite3
-from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from typer.testing import CliRunner
+from ops_helpers import cli, raw
 
 from agentkeep import InvalidInput
-from agentkeep.cli import app
 from agentkeep.ops import optimize, prune
 from agentkeep.ops.check import check
-from conftest import PG_URL
 
 SQLITE_ONLY = pytest.mark.parametrize("stores", ["sqlite"], indirect=True)
-
-
-@contextmanager
-def raw(stores, concern="chat"):
-    """Run SQL behind the library's back: ``run(sql, params)`` returns the rows."""
-    if stores.backend == "sqlite":
-        conn = sqlite3.connect(stores.home / f"{concern}.db", isolation_level=None)
-        try:
-            yield lambda sql, params=(): conn.execute(sql, params).fetchall()
-        finally:
-            conn.close()
-        return
-    import psycopg
-
-    with psycopg.connect(PG_URL, autocommit=True,
-                         options=f"-c search_path={stores.prefix}_{concern}") as conn:
-        def run(sql, params=()):
-            cursor = conn.execute(sql.replace("?", "%s"), params)
-            return cursor.fetchall() if cursor.description else []
-
-        yield run
-
-
-def cli(stores, *args):
-    target = ["--home", str(stores.home)] if stores.backend == "sqlite" else [
-        "--url", PG_URL, "--schema-prefix", stores.prefix]
-    return CliRunner().invoke(app, [*target, *args])
 
 
 def fill(store, sessions, messages, size=40):

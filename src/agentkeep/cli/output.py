@@ -18,6 +18,8 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from ..codec import human_size  # noqa: F401 - re-exported for the commands
+
 #: Snippet delimiters passed to ``store.chat.search``: STX / ETX, which real text
 #: practically never holds (and which are stripped from it before display anyway).
 MARK_START, MARK_END = "\x02", "\x03"
@@ -98,17 +100,6 @@ def highlighted(snippet: str) -> Text:
     for start, end in spans:
         text.stylize(HIGHLIGHT_STYLE, start, end)
     return text
-
-
-def human_size(size: int | None) -> str:
-    if size is None:
-        return "-"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover - unreachable
 
 
 def when(moment: datetime | None) -> str:

@@ -24,6 +24,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from ..codec import human_size
 from ..errors import InvalidInput
 from . import prune
 from .stats import plain_tables, quote
@@ -184,14 +185,14 @@ def _sqlite(store: Any, concern: str, vacuum: bool | None,
                              "actions": actions, "file_bytes_before": before["file_bytes"],
                              "vacuum": {**plan, "ran": False, "bytes_after": None}}
     if plan["will_run"]:
-        tell(f"{concern}: VACUUM {backend.location(concern)}: {_size(plan['bytes_before'])} "
-             f"now, about {_size(plan['estimated_bytes_after'])} after "
-             f"({_size(plan['free_bytes'])} free)")
+        tell(f"{concern}: VACUUM {backend.location(concern)}: {human_size(plan['bytes_before'])} "
+             f"now, about {human_size(plan['estimated_bytes_after'])} after "
+             f"({human_size(plan['free_bytes'])} free)")
         _vacuum(backend, concern)
         after = _sqlite_sizes(backend, concern)
         entry["vacuum"].update(ran=True, bytes_after=after["pages"] * after["page_size"])
-        actions.append(f"VACUUM: {_size(plan['bytes_before'])} → "
-                       f"{_size(entry['vacuum']['bytes_after'])}")
+        actions.append(f"VACUUM: {human_size(plan['bytes_before'])} → "
+                       f"{human_size(entry['vacuum']['bytes_after'])}")
     entry["file_bytes_after"] = _sqlite_sizes(backend, concern)["file_bytes"]
     return entry
 
@@ -256,10 +257,3 @@ def _postgres(backend: Any, concern: str, vacuum: bool | None,
             "vacuum": {"will_run": bool(vacuum), "ran": bool(vacuum)}}
 
 
-def _size(size: int) -> str:
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"  # pragma: no cover - unreachable
