@@ -153,3 +153,23 @@ def test_busy_store_raises_store_busy_after_timeout(tmp_path):
         assert store.chat.get_session(session.id).message_count == 0
         store.chat.append(session.id, "user", "works again")
         assert store.chat.get_session(session.id).message_count == 1
+
+
+def test_postgres_url_without_the_driver_says_how_to_install_it(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    # A fresh interpreter in which importing psycopg fails, as without the extra.
+    code = textwrap.dedent("""
+        import sys
+        sys.modules["psycopg"] = None
+        import agentkeep
+        try:
+            agentkeep.open("postgresql://postgres@127.0.0.1:5432/test")
+        except agentkeep.StoreUnavailable as exc:
+            print(exc)
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert "pip install 'agentkeep[postgres]'" in result.stdout

@@ -8,13 +8,19 @@ schema) and runs every statement of the concern stores. SQL is written once with
 from __future__ import annotations
 
 from ..config import StoreConfig
+from ..errors import StoreUnavailable
 from .base import Backend, Connection
 
 
 def create_backend(config: StoreConfig, concerns: tuple[str, ...]) -> Backend:
     """The backend for ``config``; imports the PostgreSQL driver only when needed."""
     if config.url:
-        from .postgres import PostgresBackend
+        try:
+            from .postgres import PostgresBackend
+        except ImportError as exc:
+            raise StoreUnavailable(
+                f"PostgreSQL support is not installed ({exc.name} is missing); install it with "
+                "pip install 'agentkeep[postgres]'") from exc
 
         return PostgresBackend(config, concerns)
     from .sqlite import SqliteBackend
