@@ -149,10 +149,10 @@ class RawPostgres(RawSqlite):
       created_at DOUBLE PRECISION NOT NULL);
     CREATE INDEX IF NOT EXISTS messages_session_id ON messages(session_id, id);
     """
-    SEARCH_PG = ("SELECT m.id, m.session_id, ts_rank_cd(to_tsvector('english', m.content), q), "
+    SEARCH_PG = ("SELECT m.id, m.session_id, ts_rank_cd(m.tsv, q), "
                  "ts_headline('english', m.content, q, 'StartSel=[, StopSel=]') "
                  "FROM messages m, plainto_tsquery('english', %s) q "
-                 "WHERE to_tsvector('english', m.content) @@ q ORDER BY 3 DESC LIMIT %s")
+                 "WHERE m.tsv @@ q ORDER BY 3 DESC LIMIT %s")
 
     def __init__(self, location: str) -> None:
         self.location = location  # a schema name
@@ -195,9 +195,12 @@ class RawPostgres(RawSqlite):
         return self.conn.execute(self._q(self.ALL), (key,)).fetchall()
 
     def build_search(self) -> float:
+        # The same structure as agentkeep's: a stored tsvector and a GIN index (ranking
+        # from an expression index would re-parse every matching document per query).
         start = time.perf_counter()
-        self.conn.execute("CREATE INDEX IF NOT EXISTS messages_fts ON messages "
-                          "USING gin (to_tsvector('english', content))")
+        self.conn.execute("ALTER TABLE messages ADD COLUMN IF NOT EXISTS tsv tsvector "
+                          "GENERATED ALWAYS AS (to_tsvector('english', content)) STORED")
+        self.conn.execute("CREATE INDEX IF NOT EXISTS messages_fts ON messages USING gin (tsv)")
         return time.perf_counter() - start
 
     def search(self, query: str, limit: int) -> list:
