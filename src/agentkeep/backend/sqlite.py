@@ -1,7 +1,7 @@
 """Embedded SQLite: one file per concern in the home directory.
 
 Every connection gets WAL, ``synchronous=NORMAL`` (or FULL), foreign keys, a bounded
-busy wait, a sized page cache and mmap. Writes start with ``BEGIN IMMEDIATE`` so a
+busy wait and a sized page cache. Writes start with ``BEGIN IMMEDIATE`` so a
 lock wait happens at the start of a transaction and never as a mid-transaction
 "database is locked".
 """
@@ -29,7 +29,10 @@ PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA cache_size=-16000",  # 16 MB page cache per connection
-    "PRAGMA mmap_size=268435456",  # 256 MB: reads of hot pages skip the read() syscall
+    # No mmap: it made no measurable difference to warm reads (last 50 of a 1M-message
+    # store: 102 vs 104 µs) but counted every touched page of the file in the process's
+    # RSS (a 1M-message import peaked at 330 MB instead of ~100 MB).
+    "PRAGMA mmap_size=0",
     "PRAGMA temp_store=MEMORY",
 )
 
