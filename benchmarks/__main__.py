@@ -67,11 +67,6 @@ class Run:
                                                   *w2_args[:1], 50, 1000, c["w3_reads"])
             out["w3_hot"][system] = workloads.w3(system, backend, location, c["w2_sessions"],
                                                  *w2_args[:1], 50, 1000, c["w3_reads"], hot=20)
-            if system == "raw":
-                holder = workloads.make(system, backend, location)
-                holder.open()
-                out["w2"]["raw"]["search_index_s"] = holder.build_search()
-                holder.close()
             out["w5"][system] = workloads.w5(system, backend, location, c["w5_queries"])
             out["w7"][system] = workloads.w7(system, backend, location, c["w7_runs"])
             out["read_all"][system] = workloads.read_all(system, backend, location,
