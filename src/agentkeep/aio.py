@@ -21,10 +21,36 @@ from .errors import InvalidInput
 from .store import Store
 
 
+async def _to_completion(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, bool]:
+    """Run ``function`` in a worker thread and wait for it even if this task is cancelled.
+
+    Returns ``(result, cancelled)``. A cancelled await cannot stop the thread, which would
+    go on using a connection its caller has already handed back (half a batch committed,
+    a write lock never released); so the task waits for the thread, then the caller
+    re-raises the cancellation once the store is consistent.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(function, *args, **kwargs))
+    cancelled = False
+    while True:
+        try:
+            return await asyncio.shield(future), cancelled
+        except asyncio.CancelledError:
+            if future.cancelled():
+                raise
+            cancelled = True
+
+
+async def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    result, cancelled = await _to_completion(function, *args, **kwargs)
+    if cancelled:
+        raise asyncio.CancelledError
+    return result
+
+
 def _async_method(name: str, sync_function: Any) -> Any:
     @functools.wraps(sync_function)
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(getattr(self._sync, name), *args, **kwargs)
+        return await _call(getattr(self._sync, name), *args, **kwargs)
 
     return method
 
@@ -33,9 +59,9 @@ def _async_generator(name: str, sync_function: Any) -> Any:
     # A sync generator would load its pages on the event loop: fetch each item in a thread.
     @functools.wraps(sync_function)
     async def method(self: Any, *args: Any, **kwargs: Any) -> Any:
-        iterator = await asyncio.to_thread(getattr(self._sync, name), *args, **kwargs)
+        iterator = await _call(getattr(self._sync, name), *args, **kwargs)
         done = object()
-        while (item := await asyncio.to_thread(next, iterator, done)) is not done:
+        while (item := await _call(next, iterator, done)) is not done:
             yield item
 
     return method
@@ -57,7 +83,10 @@ def _async_twin(sync_class: type) -> type:
 
 @asynccontextmanager
 async def _async_transaction(backend: Any, concern: str):
-    frame = await asyncio.to_thread(backend.start, concern)
+    frame, cancelled = await _to_completion(backend.start, concern)
+    if cancelled:  # the transaction began after all: end it before giving up
+        await _to_completion(backend.finish, frame, False)
+        raise asyncio.CancelledError
     token = backend.pin(frame)
     ok = False
     try:
@@ -65,7 +94,9 @@ async def _async_transaction(backend: Any, concern: str):
         ok = True
     finally:
         backend.unpin(token)
-        await asyncio.shield(asyncio.to_thread(backend.finish, frame, ok))
+        _, cancelled = await _to_completion(backend.finish, frame, ok)
+        if cancelled:
+            raise asyncio.CancelledError
 
 
 AsyncChatStore = _async_twin(ChatStore)
@@ -97,7 +128,7 @@ class AsyncStore:
         return _async_transaction(self.sync._backend, concern)
 
     async def close(self) -> None:
-        await asyncio.to_thread(self.sync.close)
+        await _call(self.sync.close)
 
     async def __aenter__(self) -> AsyncStore:
         return self
@@ -112,5 +143,8 @@ class AsyncStore:
 async def open_async(target: Any = None, *, migrate: bool = True, **options: Any) -> AsyncStore:
     """Like :func:`open`, for asyncio code: ``store = await agentkeep.open_async()``."""
     config = resolve(target, **options)
-    store = await asyncio.to_thread(Store, config, migrate=migrate)
+    store, cancelled = await _to_completion(Store, config, migrate=migrate)
+    if cancelled:
+        await _to_completion(store.close)
+        raise asyncio.CancelledError
     return AsyncStore(store)
