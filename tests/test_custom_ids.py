@@ -45,3 +45,19 @@ def test_soft_deleted_sessions_hide_their_tool_calls_and_attachments(store):
 def test_schema_prefix_with_a_trailing_newline_is_refused(tmp_path):
     with pytest.raises(agentkeep.InvalidInput, match="schema_prefix"):
         agentkeep.open(tmp_path, schema_prefix="abc\n")
+
+
+def test_a_store_path_with_url_characters_is_used_as_it_is(tmp_path):
+    home = tmp_path / "odd ?x=1 %41"
+    with agentkeep.open(home) as store:
+        store.settings.set("ui.theme", "dark")
+    assert sorted(p.name for p in home.glob("*.db")) == ["app.db", "chat.db"]
+    assert not (tmp_path / "odd ").exists()
+    with agentkeep.open(home, migrate=False) as store:
+        assert store.settings.get("ui.theme") == "dark"
+
+
+def test_deleting_twice_keeps_the_first_deletion_time(store):
+    session = store.chat.create_session()
+    first = store.chat.delete_session(session.id).deleted_at
+    assert store.chat.delete_session(session.id).deleted_at == first

@@ -144,3 +144,15 @@ def test_many_processes_open_a_new_store_at_once(stores):
             assert conn.all("SELECT version_num FROM alembic_version") == [("chat_0001",)]
     finally:
         backend.close()
+
+
+def test_downgrade_of_a_newer_store_is_refused(stores):
+    stores.open().close()
+    backend = backend_for(stores)
+    try:
+        with backend.write("chat") as conn:
+            conn.run("UPDATE alembic_version SET version_num = 'chat_0099'")
+        with pytest.raises(agentkeep.SchemaOutOfDate, match="chat_0099"):
+            alembic_ops.downgrade(backend, "chat")
+    finally:
+        backend.close()

@@ -81,6 +81,9 @@ class Backend:
     def close_pools(self) -> None:
         raise NotImplementedError
 
+    def check_committable(self, frame: Frame) -> None:
+        """Raise if the transaction can no longer commit (a dialect may know)."""
+
     def location(self, concern: str) -> str:
         raise NotImplementedError
 
@@ -106,7 +109,8 @@ class Backend:
         except AgentkeepError:
             raise
         except Exception as exc:
-            error = self.translate(exc, concern)
+            # SQLAlchemy (migrations) wraps the driver's exception in .orig.
+            error = self.translate(getattr(exc, "orig", None) or exc, concern)
             if error is None:
                 raise
             raise error from exc
@@ -142,7 +146,7 @@ class Backend:
         """agentkeep's error for a driver exception; None to re-raise ``exc`` as it is."""
         if isinstance(exc, AgentkeepError):
             return None
-        return self.translate(exc, concern)
+        return self.translate(getattr(exc, "orig", None) or exc, concern)
 
     def finish(self, frame: Frame, ok: bool) -> None:
         """Commit (or release) the frame when ``ok``, else roll it back."""
@@ -160,6 +164,8 @@ class Backend:
             return
         broken = False
         try:
+            if ok:
+                self.check_committable(frame)
             raw.execute("COMMIT" if ok else "ROLLBACK")
         except Exception as exc:
             broken = True

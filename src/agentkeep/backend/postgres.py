@@ -7,11 +7,13 @@ prepared on first use. ``json`` columns come back as text, exactly as written.
 
 from __future__ import annotations
 
+import functools
 import re
 
 import psycopg
 import psycopg_pool
 from psycopg import errors as pg_errors
+from psycopg.pq import TransactionStatus
 from psycopg.types.string import TextLoader
 
 from ..errors import (
@@ -24,15 +26,10 @@ from .base import Backend, Connection
 
 CONNECT_TIMEOUT = 10
 
-_converted: dict[str, str] = {}
-
-
+@functools.lru_cache(maxsize=1024)  # bounded: search builds statements from user queries
 def to_psycopg(sql: str) -> str:
     """Rewrite ``?`` placeholders as ``%s`` (and escape literal ``%``), cached."""
-    converted = _converted.get(sql)
-    if converted is None:
-        converted = _converted[sql] = sql.replace("%", "%%").replace("?", "%s")
-    return converted
+    return sql.replace("%", "%%").replace("?", "%s")
 
 
 class PostgresConnection(Connection):
@@ -128,6 +125,14 @@ class PostgresBackend(Backend):
         for pool in self._pools.values():
             pool.close()
 
+    def check_committable(self, frame) -> None:
+        # A failed statement aborts a PostgreSQL transaction, and COMMIT then rolls back
+        # without an error: a caller who caught the failure inside the block would lose
+        # the block's writes silently.
+        if frame.conn.raw.info.transaction_status == TransactionStatus.INERROR:
+            raise AgentkeepError(f"{self.location(frame.concern)}: a statement failed inside "
+                                 "this transaction, so it was rolled back instead of committed")
+
     def translate(self, exc: Exception, concern: str) -> AgentkeepError | None:
         if isinstance(exc, psycopg_pool.PoolTimeout):
             return StoreBusy(f"no PostgreSQL connection free at {self.location(concern)}")
@@ -140,6 +145,10 @@ class PostgresBackend(Backend):
         if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected,
                             pg_errors.SerializationFailure, pg_errors.QueryCanceled)):
             return StoreBusy(f"{where}: {text}")
+        if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
+            return StoreUnavailable(f"{where} is read-only: {text}")
+        if isinstance(exc, (pg_errors.DiskFull, pg_errors.InsufficientResources)):
+            return StoreUnavailable(f"{where} is out of space or resources: {text}")
         if isinstance(exc, psycopg.OperationalError):
             return StoreUnavailable(f"lost the connection to {where}: {text}")
         return AgentkeepError(f"{where}: {text}")

@@ -243,11 +243,14 @@ class ChatStore:
                     ) -> Session:
         check_id("session_id", session_id)
         with self._write() as conn:
-            row = conn.one(sql.SESSION_EXISTS, (session_id,))
+            # Locked on PostgreSQL: a delete racing an archive must not be undone by it.
+            row = conn.one(sql.LOCK_SESSION_STATUS[self._dialect], (session_id,))
             if row is None:
                 raise NotFound(f"no session {session_id!r}")
             if row[0] not in allowed_from:
                 raise Conflict(f"session {session_id!r} is {row[0]}; cannot make it {status}")
+            if row[0] == status == "deleted":  # deleting twice keeps the first time (grace)
+                return self._get_session(conn, session_id, include_deleted=True)
             stamp = now()
             conn.run(sql.SET_SESSION_STATUS, (
                 status, self._time(stamp) if status == "deleted" else None, self._time(stamp),

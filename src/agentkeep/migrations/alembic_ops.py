@@ -47,8 +47,11 @@ class ConcernStatus:
 
 
 def _sqlite_engine(path: Path, timeout: float):
-    engine = create_engine(f"sqlite:///{path}", poolclass=NullPool,
-                           connect_args={"timeout": timeout})
+    import sqlite3
+
+    # A creator, not a sqlite:/// URL: a path with ? or % in it must not be parsed as one.
+    engine = create_engine("sqlite://", poolclass=NullPool,
+                           creator=lambda: sqlite3.connect(path, timeout=timeout))
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):  # pragma: no cover - trivial
@@ -166,6 +169,7 @@ def downgrade(backend: Backend, concern: str, target: str = "-1") -> None:
         current = current_revision(backend, concern)
         if current is None:
             return
+        check_revision(concern, current, backend.location(concern))
         known = known_revisions(concern)
         target = known[known.index(current) - 1] if known.index(current) > 0 else "base"
     _run(backend, concern, "downgrade", target)
