@@ -61,3 +61,21 @@ def test_deleting_twice_keeps_the_first_deletion_time(store):
     session = store.chat.create_session()
     first = store.chat.delete_session(session.id).deleted_at
     assert store.chat.delete_session(session.id).deleted_at == first
+
+
+def test_a_block_whose_statement_failed_does_not_pretend_to_commit(stores):
+    if stores.backend != "postgres":
+        pytest.skip("SQLite keeps a transaction usable after a failed statement")
+    store = stores.open()
+    session = store.chat.create_session()
+    with pytest.raises(agentkeep.AgentkeepError, match="rolled back instead of committed"):
+        with store.transaction():
+            store.chat.append(session.id, "user", "lost with the block")
+            try:
+                with store._backend.read("chat") as conn:
+                    conn.one("SELECT 1 / 0")
+            except agentkeep.AgentkeepError:
+                pass  # caught, but PostgreSQL has aborted the transaction
+    assert store.chat.get_session(session.id).message_count == 0
+    store.chat.append(session.id, "user", "the pool's connection is healthy again")
+    assert store.chat.get_session(session.id).message_count == 1
