@@ -975,12 +975,13 @@ class ChatStore:
         else:
             top, top_params = sql.SEARCH_TOP["plain"], (match, limit)
         with self._read() as conn:
-            rowids = [row[0] for row in conn.all(top, top_params)]
-            if not rowids:
+            scores = dict(conn.all(top, top_params))  # rowid -> score, best first
+            if not scores:
                 return []
-            statement = sql.SEARCH["sqlite"].replace("{rowids}", ", ".join("?" * len(rowids)))
-            rows = conn.all(statement, (start, stop, match, *rowids))
-        return [SearchHit(Message(r), r[17], r[18], float(r[19])) for r in rows]
+            statement = sql.SEARCH["sqlite"].replace("{rowids}", ", ".join("?" * len(scores)))
+            rows = {r[19]: r for r in conn.all(statement, (start, stop, match, *scores))}
+        return [SearchHit(Message(rows[rowid]), rows[rowid][17], rows[rowid][18], float(score))
+                for rowid, score in scores.items() if rowid in rows]
 
     def iter_sessions(self, **filters: Any) -> Iterator[Session]:
         """Every session matching the filters of :meth:`list_sessions`, page by page."""
