@@ -48,9 +48,13 @@ def rss_mb() -> float:
 
 
 def peak_rss_mb() -> float:
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM, not ru_maxrss: a spawned child's ru_maxrss keeps the parent's peak from
+    # before exec, so it would report the larger of the two.
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 # --- W1: single-commit appends interleaved over many sessions --------------------------------
