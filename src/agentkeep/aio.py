@@ -69,7 +69,10 @@ def _async_generator(name: str, sync_function: Any) -> Any:
 
 def _async_twin(sync_class: type) -> type:
     namespace: dict[str, Any] = {"__doc__": f"Async twin of {sync_class.__name__}."}
-    for name, member in vars(sync_class).items():
+    members = {}
+    for klass in reversed(sync_class.__mro__):  # the store is assembled from mixins
+        members.update(vars(klass))
+    for name, member in members.items():
         if name.startswith("_") or name == "transaction" or not inspect.isfunction(member):
             continue
         wrap = _async_generator if inspect.isgeneratorfunction(member) else _async_method

@@ -345,8 +345,8 @@ CLOSED_CALLS = {
 
 
 def test_every_public_method_is_covered_by_the_closed_store_test():
-    public = {name for name, member in vars(ChatStore).items()
-              if not name.startswith("_") and inspect.isfunction(member)}
+    public = {name for name, member in inspect.getmembers(ChatStore, inspect.isfunction)
+              if not name.startswith("_")}
     assert public == set(CLOSED_CALLS)
 
 

@@ -237,8 +237,8 @@ def test_concurrent_tasks_have_their_own_transactions(stores):
 
 
 def public_methods(cls):
-    return {name: member for name, member in vars(cls).items()
-            if not name.startswith("_") and inspect.isfunction(member)}
+    return {name: member for name, member in inspect.getmembers(cls, inspect.isfunction)
+            if not name.startswith("_")}
 
 
 @pytest.mark.parametrize("attribute, sync_class", [("chat", ChatStore),

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from ..backend import Backend, Connection
+from ..backend import Connection
 from ..codec import (
     check_choice,
     check_flag,
@@ -25,79 +25,34 @@ from ..codec import (
     new_id,
     now,
 )
-from ..config import StoreConfig
 from ..errors import Conflict, InvalidInput, NotFound
 from . import sql
+from .base import ChatBase
+from .files import Files
 from .models import (
-    Attachment,
     Branch,
-    FileVersion,
     Message,
     Page,
-    SearchHit,
     Session,
-    ToolCall,
 )
 from .rules import (
     MAX_NAME_LENGTH,
-    ROLES,
     SESSION_STATUSES,
-    TOOL_STATUSES,
-    check_blob,
-    check_marks,
     check_object,
     decode_cursor,
     encode_cursor,
     prepare_message,
 )
+from .search import Search
+from .tools import ToolCalls
 
-CONCERN = "chat"
 NO_LIMIT = 2**62
 _UNSET: Any = object()
 _HEAD: Any = object()
 
 
-class ChatStore:
+class ChatStore(ToolCalls, Files, Search, ChatBase):
     """Conversations, reached as ``store.chat``. Thread-safe; every write is atomic."""
-
-    def __init__(self, backend: Backend, config: StoreConfig) -> None:
-        self._backend = backend
-        self._config = config
-        self._dialect = backend.dialect
-
-    # --- plumbing --------------------------------------------------------------------
-    def _read(self):
-        return self._backend.read(CONCERN)
-
-    def _write(self):
-        return self._backend.write(CONCERN)
-
-    def _time(self, value: datetime) -> Any:
-        """A time as the dialect stores it: ISO text on SQLite, a datetime on PostgreSQL."""
-        return value.isoformat() if self._dialect == "sqlite" else value
-
-    def transaction(self):
-        """Group chat calls atomically: ``with store.chat.transaction(): ...``.
-
-        Nested blocks are savepoints; an exception rolls back exactly its block.
-        """
-        return self._backend.write(CONCERN)
-
-    def _live_session(self, conn: Connection, session_id: str, *, lock: bool = False) -> str:
-        row = conn.one(sql.LOCK_SESSION_STATUS[self._dialect] if lock else sql.SESSION_EXISTS,
-                       (session_id,))
-        if row is None or row[0] == "deleted":
-            raise NotFound(f"no session {session_id!r}")
-        return row[0]
-
-    def _message_position(self, conn: Connection, field: str, message_id: str,
-                          session_id: str | None = None) -> tuple[str, int, int]:
-        row = conn.one(sql.MESSAGE_POSITION, (message_id,))
-        if row is None:
-            raise NotFound(f"no message {message_id!r}")
-        if session_id is not None and row[0] != session_id:
-            raise InvalidInput(field, f"message {message_id!r} belongs to another session")
-        return row
 
     # --- sessions ----------------------------------------------------------------------
     def create_session(self, *, title: str | None = None, provider: str | None = None,
@@ -444,53 +399,6 @@ class ChatStore:
             self._record_tool_parts(conn, messages, [item], stamp)
         return messages
 
-    def _record_tool_parts(self, conn: Connection, messages: list[Message],
-                           prepared: list[dict[str, Any]], stamp: datetime) -> None:
-        """Record tool_call parts as pending calls; finish calls named by tool_result parts.
-
-        Calls made and answered in the same batch (a bulk import) are written with one
-        executemany each, without reading them back.
-        """
-        stamp_value = self._time(stamp)
-        calls, finished = [], []
-        in_batch: dict[str, str] = {}  # provider call id -> tool call id, still unfinished
-        for message, item in zip(messages, prepared, strict=True):
-            for part in item["parts"]:
-                kind = part.get("type")
-                if kind == "tool_call":
-                    tool_call_id = new_id()
-                    arguments = part.get("arguments", part.get("input", {}))
-                    calls.append((tool_call_id, message.session_id, message.id, part.get("id"),
-                                  part["name"], dump_json("parts.arguments", arguments),
-                                  stamp_value))
-                    if part.get("id") is not None:
-                        in_batch[part["id"]] = tool_call_id
-                elif kind == "tool_result":
-                    output = part.get("output", part.get("content"))
-                    failed = bool(part.get("is_error"))
-                    status = "failed" if failed else "succeeded"
-                    error = str(output) if failed else None
-                    tool_call_id = in_batch.pop(part["call_id"], None)
-                    if tool_call_id is not None:  # asked in this batch: no time has passed
-                        encoded = None if output is None else dump_json("output", output)
-                        finished.append((status, encoded, error, stamp_value, 0, message.id,
-                                         tool_call_id))
-                        continue
-                    # The call may be older than this batch: bring the table up to date first.
-                    if calls:
-                        conn.many(sql.INSERT_TOOL_CALL, calls)
-                        calls = []
-                    if finished:
-                        conn.many(sql.FINISH_TOOL_CALL, finished)
-                        finished = []
-                    row = conn.one(sql.TOOL_CALL_BY_CALL_ID, (message.session_id,
-                                                              part["call_id"]))
-                    if row is not None:
-                        self._finish(conn, row[0], status, output, error, message.id, stamp)
-        if calls:
-            conn.many(sql.INSERT_TOOL_CALL, calls)
-        if finished:
-            conn.many(sql.FINISH_TOOL_CALL, finished)
 
     def get_message(self, message_id: str) -> Message:
         """One message by id (read-only). Raises NotFound."""
@@ -683,306 +591,6 @@ class ChatStore:
             self._append_rows(conn, forked.id, prepared, None, [m.created_at for m in path])
             return self._get_session(conn, forked.id)
 
-    # --- tool calls ----------------------------------------------------------------------
-    def record_tool_call(self, message_id: str, name: str, input: Any = None, *,
-                         call_id: str | None = None) -> ToolCall:
-        """Record a pending tool call asked for by ``message_id`` (commits).
-
-        Appending a message with ``tool_call`` parts does this for you.
-        """
-        check_id("message_id", message_id)
-        check_text("name", name, max_length=MAX_NAME_LENGTH)
-        if not name:
-            raise InvalidInput("name", "must not be empty")
-        check_id("call_id", call_id, optional=True)
-        encoded = dump_json("input", {} if input is None else input)
-        with self._write() as conn:
-            session_id, _, _ = self._message_position(conn, "message_id", message_id)
-            self._live_session(conn, session_id)
-            tool_call_id = new_id()
-            conn.run(sql.INSERT_TOOL_CALL, (tool_call_id, session_id, message_id, call_id, name,
-                                            encoded, self._time(now())))
-            return ToolCall(conn.one(sql.SELECT_TOOL_CALL, (tool_call_id,)))
-
-    def _tool_call(self, conn: Connection, tool_call_id: str, *, lock: bool = False
-                   ) -> ToolCall:
-        row = conn.one(sql.LOCK_TOOL_CALL[self._dialect] if lock else sql.SELECT_TOOL_CALL,
-                       (tool_call_id,))
-        if row is None:
-            raise NotFound(f"no tool call {tool_call_id!r}")
-        return ToolCall(row)
-
-    def get_tool_call(self, tool_call_id: str) -> ToolCall:
-        """One tool call by id (read-only). Raises NotFound."""
-        check_id("tool_call_id", tool_call_id)
-        with self._read() as conn:
-            return self._tool_call(conn, tool_call_id)
-
-    def start_tool_call(self, tool_call_id: str) -> ToolCall:
-        """Mark a call running (commits). Starting a failed call again counts a retry.
-
-        Raises:
-            Conflict: the call is running, succeeded or cancelled.
-        """
-        check_id("tool_call_id", tool_call_id)
-        with self._write() as conn:
-            call = self._tool_call(conn, tool_call_id, lock=True)
-            if call.status not in ("pending", "failed"):
-                raise Conflict(f"tool call {tool_call_id!r} is {call.status}; only pending or "
-                               "failed calls can start")
-            conn.run(sql.START_TOOL_CALL, (self._time(now()), tool_call_id))
-            return self._tool_call(conn, tool_call_id)
-
-    def finish_tool_call(self, tool_call_id: str, *, output: Any = None, error: str | None = None,
-                         cancelled: bool = False, result_message_id: str | None = None
-                         ) -> ToolCall:
-        """Finish a call (commits): succeeded with ``output``, failed with ``error``, or
-        cancelled. The duration runs from start (or creation) to now.
-
-        Raises:
-            Conflict: the call already finished (start a failed call again to retry it).
-        """
-        check_id("tool_call_id", tool_call_id)
-        check_text("error", error, optional=True)
-        check_id("result_message_id", result_message_id, optional=True)
-        check_flag("cancelled", cancelled)
-        status = "cancelled" if cancelled else "failed" if error is not None else "succeeded"
-        with self._write() as conn:
-            call = self._tool_call(conn, tool_call_id, lock=True)
-            if call.status not in ("pending", "running"):
-                raise Conflict(f"tool call {tool_call_id!r} is already {call.status}")
-            if result_message_id is not None:
-                self._message_position(conn, "result_message_id", result_message_id,
-                                       call.session_id)
-            self._finish(conn, tool_call_id, status, output, error, result_message_id, now(),
-                         call)
-            return self._tool_call(conn, tool_call_id)
-
-    def _finish(self, conn: Connection, tool_call_id: str, status: str, output: Any,
-                error: str | None, result_message_id: str | None, stamp: datetime,
-                call: ToolCall | None = None) -> None:
-        call = call or self._tool_call(conn, tool_call_id)
-        began = call.started_at or call.created_at
-        duration = max(0, round((stamp - began).total_seconds() * 1000))
-        encoded = None if output is None else dump_json("output", output)
-        conn.run(sql.FINISH_TOOL_CALL, (status, encoded, error, self._time(stamp), duration,
-                                        result_message_id, tool_call_id))
-
-    def tool_calls(self, session_id: str | None = None, *, name: str | None = None,
-                   status: str | None = None, message_id: str | None = None,
-                   limit: int = 100) -> list[ToolCall]:
-        """Tool calls, newest first, filtered by session, tool name, status or message."""
-        clauses, params = [], []
-        for column, value in (("session_id", session_id), ("name", name),
-                              ("message_id", message_id)):
-            if value is not None:
-                check_text(column, value)
-                clauses.append(f"t.{column} = ?")
-                params.append(value)
-        if status is not None:
-            clauses.append("t.status = ?")
-            params.append(check_choice("status", status, TOOL_STATUSES))
-        limit = check_limit("limit", limit, optional=False, maximum=100_000)
-        where = "".join(f" AND {clause}" for clause in clauses)
-        with self._read() as conn:
-            rows = conn.all(sql.LIST_TOOL_CALLS + where + sql.LIST_TOOL_CALLS_ORDER,
-                            (*params, limit))
-        return [ToolCall(r) for r in rows]
-
-    # --- attachments and files --------------------------------------------------------------
-    def _store_blob(self, conn: Connection, data: bytes, stamp: datetime) -> str:
-        sha = _sha256(data)
-        conn.run(sql.INSERT_BLOB[self._dialect], (sha, len(data), data, self._time(stamp)))
-        return sha
-
-    def _read_blob(self, conn: Connection, sha: str) -> bytes:
-        row = conn.one(sql.SELECT_BLOB, (sha,))
-        if row is None:  # pragma: no cover - foreign keys prevent it
-            raise NotFound(f"blob {sha} is missing")
-        return bytes(row[0])
-
-    def attach(self, message_id: str, data: bytes | str, *, filename: str,
-               media_type: str = "application/octet-stream") -> Attachment:
-        """Attach content to a message (commits). Identical content is stored once."""
-        check_id("message_id", message_id)
-        data = check_blob("data", data, self._config.max_blob_size)
-        check_text("filename", filename, max_length=4096)
-        check_text("media_type", media_type, max_length=255)
-        if not filename:
-            raise InvalidInput("filename", "must not be empty")
-        with self._write() as conn:
-            session_id, _, _ = self._message_position(conn, "message_id", message_id)
-            self._live_session(conn, session_id)
-            stamp = now()
-            sha = self._store_blob(conn, data, stamp)
-            attachment_id = new_id()
-            conn.run(sql.INSERT_ATTACHMENT, (attachment_id, session_id, message_id, sha,
-                                             filename, media_type, len(data), self._time(stamp)))
-            return Attachment(conn.one(sql.SELECT_ATTACHMENT, (attachment_id,)))
-
-    def attachments(self, message_id: str) -> list[Attachment]:
-        """The attachments of a message (read-only)."""
-        check_id("message_id", message_id)
-        with self._read() as conn:
-            session_id = self._message_position(conn, "message_id", message_id)[0]
-            self._live_session(conn, session_id)
-            return [Attachment(r) for r in conn.all(sql.LIST_ATTACHMENTS, (message_id,))]
-
-    def read_attachment(self, attachment_id: str) -> bytes:
-        """An attachment's content (read-only). Raises NotFound."""
-        check_id("attachment_id", attachment_id)
-        with self._read() as conn:
-            row = conn.one(sql.SELECT_ATTACHMENT, (attachment_id,))
-            if row is None:
-                raise NotFound(f"no attachment {attachment_id!r}")
-            self._live_session(conn, row[1])
-            return self._read_blob(conn, row[3])
-
-    def save_file(self, session_id: str, path: str, data: bytes | str, *,
-                  message_id: str | None = None, media_type: str | None = None) -> FileVersion:
-        """Save a new version of a session's file (commits).
-
-        Saving content identical to the latest version returns that version unchanged.
-        """
-        check_id("session_id", session_id)
-        check_text("path", path, max_length=4096)
-        if not path:
-            raise InvalidInput("path", "must not be empty")
-        data = check_blob("data", data, self._config.max_blob_size)
-        check_id("message_id", message_id, optional=True)
-        check_text("media_type", media_type, optional=True, max_length=255)
-        with self._write() as conn:
-            self._live_session(conn, session_id, lock=True)
-            if message_id is not None:
-                self._message_position(conn, "message_id", message_id, session_id)
-            sha = _sha256(data)
-            latest = conn.one(sql.LATEST_FILE_VERSION, (session_id, path))
-            if latest is not None and latest[1] == sha:
-                return FileVersion(conn.one(sql.SELECT_FILE_VERSION,
-                                            (session_id, path, latest[0])))
-            stamp = now()
-            self._store_blob(conn, data, stamp)
-            version = 1 if latest is None else latest[0] + 1
-            conn.run(sql.INSERT_FILE_VERSION, (new_id(), session_id, path, version, sha,
-                                               len(data), media_type, message_id,
-                                               self._time(stamp)))
-            return FileVersion(conn.one(sql.SELECT_FILE_VERSION, (session_id, path, version)))
-
-    def files(self, session_id: str) -> list[FileVersion]:
-        """The latest version of every file of a session, by path (read-only)."""
-        check_id("session_id", session_id)
-        with self._read() as conn:
-            self._live_session(conn, session_id)
-            return [FileVersion(r) for r in conn.all(sql.LIST_FILES, (session_id,))]
-
-    def file_versions(self, session_id: str, path: str) -> list[FileVersion]:
-        """Every version of one file, oldest first (read-only)."""
-        check_id("session_id", session_id)
-        check_text("path", path)
-        with self._read() as conn:
-            self._live_session(conn, session_id)
-            return [FileVersion(r) for r in conn.all(sql.LIST_FILE_VERSIONS, (session_id, path))]
-
-    def read_file(self, session_id: str, path: str, version: int | None = None) -> bytes:
-        """A file's content at ``version`` (default: latest). Raises NotFound."""
-        check_id("session_id", session_id)
-        check_text("path", path)
-        check_limit("version", version, maximum=2**62)
-        with self._read() as conn:
-            self._live_session(conn, session_id)
-            if version is None:
-                row = conn.one(sql.SELECT_LATEST_FILE, (session_id, path))
-            else:
-                row = conn.one(sql.SELECT_FILE_VERSION, (session_id, path, version))
-            if row is None:
-                raise NotFound(f"session {session_id!r} has no file {path!r}"
-                               + (f" at version {version}" if version else ""))
-            return self._read_blob(conn, row[4])
-
-    # --- search ----------------------------------------------------------------------------
-    def catch_up_index(self) -> int:
-        """Index messages appended since the last search (SQLite); returns how many.
-
-        ``search`` does this itself; call it to move the indexing cost off the first
-        search after a bulk import.
-        """
-        if self._dialect != "sqlite":
-            return 0
-        with self._read() as conn:
-            newest, indexed, _ = conn.one(sql.SEARCH_BACKLOG)
-        return self._index_backlog() if newest > indexed else 0
-
-    def _index_backlog(self) -> int:
-        with self._write() as conn:
-            newest, indexed, _ = conn.one(sql.SEARCH_BACKLOG)
-            if newest > indexed:
-                conn.run(sql.INDEX_BACKLOG, (indexed, newest))
-                conn.run(sql.SET_HIGH_WATER, (newest,))
-            return max(0, newest - indexed)
-
-    def search(self, query: str, *, session_id: str | None = None, role: str | None = None,
-               since: datetime | None = None, until: datetime | None = None, limit: int = 20,
-               marks: tuple[str, str] = ("[", "]")) -> list[SearchHit]:
-        """Full-text search over message content, best hits first (read-only).
-
-        Syntax, the same on both backends: words (all must match), ``"a phrase"``,
-        ``OR`` between words, ``-word`` to exclude, ``prefix*``. Snippets wrap matches in
-        ``marks``. Soft-deleted sessions are left out.
-
-        Raises:
-            InvalidInput: the query is empty or malformed (the message explains the syntax).
-        """
-        from .search_syntax import parse_query, to_fts5, to_tsquery_sql  # ~7 ms: on first use
-
-        parsed = parse_query(query)
-        start, stop = check_marks(marks)
-        limit = check_limit("limit", limit, optional=False, maximum=10_000)
-        clauses, params = [], []
-        if session_id is not None:
-            clauses.append("m.session_id = ?")
-            params.append(check_id("session_id", session_id))
-        if role is not None:
-            clauses.append("m.role = ?")
-            params.append(check_choice("role", role, ROLES))
-        if since is not None:
-            clauses.append("m.created_at >= ?")
-            params.append(self._time(check_time("since", since)))
-        if until is not None:
-            clauses.append("m.created_at < ?")
-            params.append(self._time(check_time("until", until)))
-        filters = "".join(f" AND {clause}" for clause in clauses)
-        if self._dialect == "sqlite":
-            return self._search_sqlite(to_fts5(parsed), filters, params, limit, start, stop)
-        expression, query_params = to_tsquery_sql(parsed)
-        options = (f'StartSel="{start}", StopSel="{stop}", MaxWords=24, MinWords=8, '
-                   'MaxFragments=2, FragmentDelimiter=" … "')
-        statement = sql.SEARCH["postgresql"].replace("{tsquery}", expression).replace(
-            "{filters}", " AND s.status <> 'deleted'" + filters)
-        with self._read() as conn:
-            rows = conn.all(statement, (*query_params, options, *params, limit))
-        return [SearchHit(Message(r), r[17], r[18], float(r[19])) for r in rows]
-
-    def _search_sqlite(self, match: str, filters: str, params: list, limit: int, start: str,
-                       stop: str) -> list[SearchHit]:
-        with self._read() as conn:
-            newest, indexed, any_deleted = conn.one(sql.SEARCH_BACKLOG)
-        if newest > indexed:  # a committed message is always findable by the next search
-            self._index_backlog()
-        if filters or any_deleted:
-            top = sql.SEARCH_TOP["filtered"].replace(
-                "{filters}", " AND s.status <> 'deleted'" + filters)
-            top_params = (match, *params, limit)
-        else:
-            top, top_params = sql.SEARCH_TOP["plain"], (match, limit)
-        with self._read() as conn:
-            scores = dict(conn.all(top, top_params))  # rowid -> score, best first
-            if not scores:
-                return []
-            statement = sql.SEARCH["sqlite"].replace("{rowids}", ", ".join("?" * len(scores)))
-            rows = {r[19]: r for r in conn.all(statement, (start, stop, match, *scores))}
-        return [SearchHit(Message(rows[rowid]), rows[rowid][17], rows[rowid][18], float(score))
-                for rowid, score in scores.items() if rowid in rows]
-
     def iter_sessions(self, **filters: Any) -> Iterator[Session]:
         """Every session matching the filters of :meth:`list_sessions`, page by page."""
         cursor = None
@@ -1000,9 +608,3 @@ class ChatStore:
             count, input_tokens, output_tokens, cost = conn.one(sql.RECOUNT_SESSION,
                                                                 (session_id,))
         return count, input_tokens, output_tokens, cost / 1e9
-
-
-def _sha256(data: bytes) -> str:
-    import hashlib  # loading OpenSSL costs ~10 ms of cold start; only files need it
-
-    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,182 @@
+"""Tool calls: recorded from message parts or explicitly; started, finished, retried."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from ..backend import Connection
+from ..codec import (
+    check_choice,
+    check_flag,
+    check_id,
+    check_limit,
+    check_text,
+    dump_json,
+    new_id,
+    now,
+)
+from ..errors import Conflict, InvalidInput, NotFound
+from . import sql
+from .base import ChatBase
+from .models import Message, ToolCall
+from .rules import MAX_NAME_LENGTH, TOOL_STATUSES
+
+
+class ToolCalls(ChatBase):
+    """The tool-call part of :class:`ChatStore`."""
+
+    def _record_tool_parts(self, conn: Connection, messages: list[Message],
+                           prepared: list[dict[str, Any]], stamp: datetime) -> None:
+        """Record tool_call parts as pending calls; finish calls named by tool_result parts.
+
+        Calls made and answered in the same batch (a bulk import) are written with one
+        executemany each, without reading them back.
+        """
+        stamp_value = self._time(stamp)
+        calls, finished = [], []
+        in_batch: dict[str, str] = {}  # provider call id -> tool call id, still unfinished
+        for message, item in zip(messages, prepared, strict=True):
+            for part in item["parts"]:
+                kind = part.get("type")
+                if kind == "tool_call":
+                    tool_call_id = new_id()
+                    arguments = part.get("arguments", part.get("input", {}))
+                    calls.append((tool_call_id, message.session_id, message.id, part.get("id"),
+                                  part["name"], dump_json("parts.arguments", arguments),
+                                  stamp_value))
+                    if part.get("id") is not None:
+                        in_batch[part["id"]] = tool_call_id
+                elif kind == "tool_result":
+                    output = part.get("output", part.get("content"))
+                    failed = bool(part.get("is_error"))
+                    status = "failed" if failed else "succeeded"
+                    error = str(output) if failed else None
+                    tool_call_id = in_batch.pop(part["call_id"], None)
+                    if tool_call_id is not None:  # asked in this batch: no time has passed
+                        encoded = None if output is None else dump_json("output", output)
+                        finished.append((status, encoded, error, stamp_value, 0, message.id,
+                                         tool_call_id))
+                        continue
+                    # The call may be older than this batch: bring the table up to date first.
+                    if calls:
+                        conn.many(sql.INSERT_TOOL_CALL, calls)
+                        calls = []
+                    if finished:
+                        conn.many(sql.FINISH_TOOL_CALL, finished)
+                        finished = []
+                    row = conn.one(sql.TOOL_CALL_BY_CALL_ID, (message.session_id,
+                                                              part["call_id"]))
+                    if row is not None:
+                        self._finish(conn, row[0], status, output, error, message.id, stamp)
+        if calls:
+            conn.many(sql.INSERT_TOOL_CALL, calls)
+        if finished:
+            conn.many(sql.FINISH_TOOL_CALL, finished)
+
+
+    def record_tool_call(self, message_id: str, name: str, input: Any = None, *,
+                         call_id: str | None = None) -> ToolCall:
+        """Record a pending tool call asked for by ``message_id`` (commits).
+
+        Appending a message with ``tool_call`` parts does this for you.
+        """
+        check_id("message_id", message_id)
+        check_text("name", name, max_length=MAX_NAME_LENGTH)
+        if not name:
+            raise InvalidInput("name", "must not be empty")
+        check_id("call_id", call_id, optional=True)
+        encoded = dump_json("input", {} if input is None else input)
+        with self._write() as conn:
+            session_id, _, _ = self._message_position(conn, "message_id", message_id)
+            self._live_session(conn, session_id)
+            tool_call_id = new_id()
+            conn.run(sql.INSERT_TOOL_CALL, (tool_call_id, session_id, message_id, call_id, name,
+                                            encoded, self._time(now())))
+            return ToolCall(conn.one(sql.SELECT_TOOL_CALL, (tool_call_id,)))
+
+    def _tool_call(self, conn: Connection, tool_call_id: str, *, lock: bool = False
+                   ) -> ToolCall:
+        row = conn.one(sql.LOCK_TOOL_CALL[self._dialect] if lock else sql.SELECT_TOOL_CALL,
+                       (tool_call_id,))
+        if row is None:
+            raise NotFound(f"no tool call {tool_call_id!r}")
+        return ToolCall(row)
+
+    def get_tool_call(self, tool_call_id: str) -> ToolCall:
+        """One tool call by id (read-only). Raises NotFound."""
+        check_id("tool_call_id", tool_call_id)
+        with self._read() as conn:
+            return self._tool_call(conn, tool_call_id)
+
+    def start_tool_call(self, tool_call_id: str) -> ToolCall:
+        """Mark a call running (commits). Starting a failed call again counts a retry.
+
+        Raises:
+            Conflict: the call is running, succeeded or cancelled.
+        """
+        check_id("tool_call_id", tool_call_id)
+        with self._write() as conn:
+            call = self._tool_call(conn, tool_call_id, lock=True)
+            if call.status not in ("pending", "failed"):
+                raise Conflict(f"tool call {tool_call_id!r} is {call.status}; only pending or "
+                               "failed calls can start")
+            conn.run(sql.START_TOOL_CALL, (self._time(now()), tool_call_id))
+            return self._tool_call(conn, tool_call_id)
+
+    def finish_tool_call(self, tool_call_id: str, *, output: Any = None, error: str | None = None,
+                         cancelled: bool = False, result_message_id: str | None = None
+                         ) -> ToolCall:
+        """Finish a call (commits): succeeded with ``output``, failed with ``error``, or
+        cancelled. The duration runs from start (or creation) to now.
+
+        Raises:
+            Conflict: the call already finished (start a failed call again to retry it).
+        """
+        check_id("tool_call_id", tool_call_id)
+        check_text("error", error, optional=True)
+        check_id("result_message_id", result_message_id, optional=True)
+        check_flag("cancelled", cancelled)
+        status = "cancelled" if cancelled else "failed" if error is not None else "succeeded"
+        with self._write() as conn:
+            call = self._tool_call(conn, tool_call_id, lock=True)
+            if call.status not in ("pending", "running"):
+                raise Conflict(f"tool call {tool_call_id!r} is already {call.status}")
+            if result_message_id is not None:
+                self._message_position(conn, "result_message_id", result_message_id,
+                                       call.session_id)
+            self._finish(conn, tool_call_id, status, output, error, result_message_id, now(),
+                         call)
+            return self._tool_call(conn, tool_call_id)
+
+    def _finish(self, conn: Connection, tool_call_id: str, status: str, output: Any,
+                error: str | None, result_message_id: str | None, stamp: datetime,
+                call: ToolCall | None = None) -> None:
+        call = call or self._tool_call(conn, tool_call_id)
+        began = call.started_at or call.created_at
+        duration = max(0, round((stamp - began).total_seconds() * 1000))
+        encoded = None if output is None else dump_json("output", output)
+        conn.run(sql.FINISH_TOOL_CALL, (status, encoded, error, self._time(stamp), duration,
+                                        result_message_id, tool_call_id))
+
+    def tool_calls(self, session_id: str | None = None, *, name: str | None = None,
+                   status: str | None = None, message_id: str | None = None,
+                   limit: int = 100) -> list[ToolCall]:
+        """Tool calls, newest first, filtered by session, tool name, status or message."""
+        clauses, params = [], []
+        for column, value in (("session_id", session_id), ("name", name),
+                              ("message_id", message_id)):
+            if value is not None:
+                check_text(column, value)
+                clauses.append(f"t.{column} = ?")
+                params.append(value)
+        if status is not None:
+            clauses.append("t.status = ?")
+            params.append(check_choice("status", status, TOOL_STATUSES))
+        limit = check_limit("limit", limit, optional=False, maximum=100_000)
+        where = "".join(f" AND {clause}" for clause in clauses)
+        with self._read() as conn:
+            rows = conn.all(sql.LIST_TOOL_CALLS + where + sql.LIST_TOOL_CALLS_ORDER,
+                            (*params, limit))
+        return [ToolCall(r) for r in rows]
+
