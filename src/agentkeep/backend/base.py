@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -45,7 +46,7 @@ class Frame:
     savepoint: str | None
 
 
-class Backend:
+class Backend(ABC):
     """Connection pools per concern plus nested transactions.
 
     The transaction in progress is kept in a ContextVar, not a thread-local, so that
@@ -68,24 +69,29 @@ class Backend:
             f"agentkeep_tx_{id(self)}", default=MappingProxyType({}))
 
     # --- to be provided by a dialect -------------------------------------------------
+    @abstractmethod
     def checkout(self, concern: str) -> Connection:
-        raise NotImplementedError
+        """A connection of the concern's pool (created if none is idle)."""
 
+    @abstractmethod
     def checkin(self, concern: str, conn: Connection, *, broken: bool = False) -> None:
-        raise NotImplementedError
+        """Give a connection back; a broken one is rolled back or closed."""
 
+    @abstractmethod
     def translate(self, exc: Exception, concern: str) -> AgentkeepError | None:
         """The agentkeep error for a driver exception, or None if it is not one."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close_pools(self) -> None:
-        raise NotImplementedError
+        """Close every idle connection and the pools."""
+
+    @abstractmethod
+    def location(self, concern: str) -> str:
+        """Where the concern lives, as shown to users (a file, or a server and schema)."""
 
     def check_committable(self, frame: Frame) -> None:
         """Raise if the transaction can no longer commit (a dialect may know)."""
-
-    def location(self, concern: str) -> str:
-        raise NotImplementedError
+        return None  # SQLite keeps a transaction usable after a failed statement
 
     # --- shared ------------------------------------------------------------------------
     def ensure_open(self) -> None:

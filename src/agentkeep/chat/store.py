@@ -399,7 +399,6 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             self._record_tool_parts(conn, messages, [item], stamp)
         return messages
 
-
     def get_message(self, message_id: str) -> Message:
         """One message by id (read-only). Raises NotFound."""
         check_id("message_id", message_id)
