@@ -217,25 +217,21 @@ class _Read:
             return pinned
         try:
             self.conn = backend.checkout(self.concern)
-        except AgentkeepError:
-            raise
         except Exception as exc:
-            error = backend.translate(exc, self.concern)
+            error = backend._translated(exc, self.concern)
             if error is None:
                 raise
             raise error from exc
         return self.conn
 
     def __exit__(self, kind, exc, traceback) -> None:
-        backend = self.backend
-        is_driver_error = exc is not None and not isinstance(exc, AgentkeepError) \
-            and isinstance(exc, Exception)
+        error = None
+        if isinstance(exc, Exception):
+            error = self.backend._translated(exc, self.concern)  # a driver error
         if not self.pinned:
-            backend.checkin(self.concern, self.conn, broken=is_driver_error)
-        if is_driver_error:
-            error = backend.translate(exc, self.concern)
-            if error is not None:
-                raise error from exc
+            self.backend.checkin(self.concern, self.conn, broken=error is not None)
+        if error is not None:
+            raise error from exc
 
 
 class _Write:
@@ -254,8 +250,7 @@ class _Write:
         backend = self.backend
         backend.unpin(self.token)
         backend.finish(self.frame, exc is None)
-        if exc is not None and isinstance(exc, Exception) \
-                and not isinstance(exc, AgentkeepError):
-            error = backend.translate(exc, self.concern)
+        if isinstance(exc, Exception):
+            error = backend._translated(exc, self.concern)
             if error is not None:
                 raise error from exc

@@ -237,15 +237,8 @@ class _Snapshot:
         self._context = self.backend.read(self.concern)
         self.conn = self._context.__enter__()
         self.owns_transaction = not self.backend.in_transaction(self.concern)
-        self.mmap = None
         try:
             with self.backend.translated(self.concern):
-                if self.dialect == "sqlite":
-                    # The store maps up to 256 MB of the file; reading all of it through
-                    # the map would count in the process's memory (measured: 340 MB peak
-                    # RSS for a 1M-message export instead of 105 MB), and is no faster.
-                    self.mmap = self.conn.one("PRAGMA mmap_size")[0]
-                    self.conn.raw.execute("PRAGMA mmap_size=0")
                 if self.owns_transaction and self.dialect == "sqlite":
                     self.conn.raw.execute("BEGIN")
                 elif self.owns_transaction:
@@ -292,8 +285,6 @@ class _Snapshot:
             with self.backend.translated(self.concern):
                 if self.owns_transaction:
                     self.conn.raw.execute("ROLLBACK")  # read-only: nothing to keep
-                if self.mmap is not None:
-                    self.conn.raw.execute(f"PRAGMA mmap_size={int(self.mmap)}")
         finally:
             self._context.__exit__(*exc_info)
 

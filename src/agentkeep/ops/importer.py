@@ -543,12 +543,6 @@ class Importer:
         conn = self.conns.get(concern)
         if conn is None:
             conn = self.transactions.enter_context(self.backend.write(concern))
-            if self.dialect == "sqlite":
-                # The store maps up to 256 MB of the file; an import reads the whole file
-                # through it, which would count in the process's memory.
-                mmap = conn.one("PRAGMA mmap_size")[0]
-                conn.raw.execute("PRAGMA mmap_size=0")
-                self.transactions.callback(conn.raw.execute, f"PRAGMA mmap_size={int(mmap)}")
             self.conns[concern] = conn
         return conn
 
