@@ -353,7 +353,7 @@ class Importer:
                 self.transactions = transactions
                 self._read(stream, total)
                 if self.dialect == "sqlite" and self.summary.written.get("chat.messages"):
-                    # Inside the import's transaction, on its connection (no mmap): the
+                    # Inside the import's transaction, on its connection: the
                     # imported messages are searchable the moment they are committed.
                     self.summary.indexed = self.store.chat.catch_up_index()
         self.summary.seconds = round(time.perf_counter() - began, 3)
