@@ -125,19 +125,22 @@ def _open_and_write(target, options, index, barrier):
         store.settings.set(f"proc.p{index}", index)
 
 
-def test_many_processes_open_a_new_store_at_once(stores):
+# A lost race shows up only now and then (SQLite answered the first switch to WAL with
+# an immediate "database is locked" in about one run in four), hence several attempts.
+@pytest.mark.parametrize("attempt", range(4))
+def test_many_processes_open_a_new_store_at_once(stores, attempt):
     context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(4)
+    barrier = context.Barrier(6)
     processes = [context.Process(target=_open_and_write,
                                  args=(str(stores.target), stores.options(), i, barrier))
-                 for i in range(4)]
+                 for i in range(6)]
     for process in processes:
         process.start()
     for process in processes:
         process.join(120)
         assert process.exitcode == 0
     store = stores.open(migrate=False)
-    assert [s.value for s in store.settings.list("proc")] == [0, 1, 2, 3]
+    assert [s.value for s in store.settings.list("proc")] == list(range(6))
     backend = backend_for(stores)
     try:
         with backend.read("chat") as conn:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 from ..errors import (
@@ -23,10 +24,8 @@ from .base import Backend, Connection
 
 MAX_IDLE_CONNECTIONS = 8
 
-# Applied to every new connection. journal_mode=WAL is persistent in the file; asking
-# again costs nothing once it is set.
+# Applied to every new connection after journal_mode=WAL (see enable_wal).
 PRAGMAS = (
-    "PRAGMA journal_mode=WAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA cache_size=-16000",  # 16 MB page cache per connection
     # No mmap: it made no measurable difference to warm reads (last 50 of a 1M-message
@@ -47,6 +46,29 @@ def prepare_home(home: Path) -> None:
     except OSError as exc:
         raise StoreUnavailable(f"cannot create the store directory {home}: "
                                f"{exc.strerror or exc}") from exc
+
+
+def enable_wal(raw: sqlite3.Connection, timeout: float) -> None:
+    """Switch the file to WAL, waiting up to ``timeout`` seconds for other openers.
+
+    journal_mode=WAL is persistent, so asking again costs nothing once it is set. But
+    the first switch of a new file needs an exclusive lock, and SQLite answers a
+    conflicting lock there with SQLITE_BUSY at once, without calling the busy handler:
+    processes opening a new store at the same moment would fail instead of waiting.
+    """
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            raw.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            lowered = str(exc).lower()
+            if ("locked" not in lowered and "busy" not in lowered) \
+                    or time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
 
 
 def create_private_file(path: Path) -> None:
@@ -83,6 +105,7 @@ class SqliteBackend(Backend):
         raw = sqlite3.connect(path, timeout=self.config.busy_timeout, isolation_level=None,
                               check_same_thread=False, cached_statements=256)
         try:
+            enable_wal(raw, self.config.busy_timeout)
             for pragma in PRAGMAS:
                 raw.execute(pragma)
             raw.execute(f"PRAGMA synchronous={self._synchronous}")

@@ -49,6 +49,8 @@ class ConcernStatus:
 def _sqlite_engine(path: Path, timeout: float):
     import sqlite3
 
+    from ..backend.sqlite import enable_wal
+
     # A creator, not a sqlite:/// URL: a path with ? or % in it must not be parsed as one.
     engine = create_engine("sqlite://", poolclass=NullPool,
                            creator=lambda: sqlite3.connect(path, timeout=timeout))
@@ -58,7 +60,7 @@ def _sqlite_engine(path: Path, timeout: float):
         # Let SQLAlchemy, not the driver, decide where transactions start so that DDL is
         # transactional and the first statement is BEGIN IMMEDIATE (the migration lock).
         dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        enable_wal(dbapi_connection, timeout)
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # pragma: no cover - trivial
