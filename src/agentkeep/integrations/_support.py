@@ -1,0 +1,205 @@
+"""What the framework adapters share: opening the store, exact encoding, the derived view.
+
+An adapter keeps two things per framework object (an Agents SDK item, a LangChain
+message): the object itself, exactly as the framework handed it over, and a *view* of it
+as an ordinary agentkeep message (role, searchable text, tool-call parts) so that search,
+``agentkeep sessions show`` and the tool-call table see the conversation. The exact copy
+is the JSON text the framework's own store would write, kept in the message's metadata;
+the view is derived from it and may be lossy (NUL characters and lone surrogates, which
+agentkeep text cannot hold, are dropped or replaced there, never in the copy).
+
+When the object's main text can be put back from the message's ``content`` column, the
+copy keeps ``null`` in its place, so the text is stored once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ..codec import MAX_TEXT_LENGTH, check_id, dump_json
+from ..errors import InvalidInput, StoreClosed
+from ..store import Store
+from ..store import open as open_store
+
+MAX_NAME_LENGTH = 1000
+
+
+class NotSerialisable(InvalidInput, TypeError):
+    """An item or message cannot be stored as JSON (also the ``TypeError`` the frameworks'
+    own stores raise for it). Nothing was written."""
+
+    __module__ = "agentkeep.integrations"
+
+
+class SessionClosed(StoreClosed, RuntimeError):
+    """The adapter's store was closed (also the ``RuntimeError`` ``SQLiteSession`` raises)."""
+
+    __module__ = "agentkeep.integrations"
+
+
+def resolve_store(store: Any, path_or_url: Any, options: dict[str, Any]) -> tuple[Store, bool]:
+    """(the sync store to use, whether the adapter opened it and so must close it)."""
+    if store is not None:
+        if path_or_url is not None or options:
+            raise InvalidInput("store", "give an open store or where to open one, not both")
+        sync = getattr(store, "sync", store)  # an AsyncStore wraps a Store
+        if not isinstance(sync, Store):
+            raise InvalidInput("store", f"must be an agentkeep Store or AsyncStore, got "
+                                        f"{type(store).__name__}")
+        return sync, False
+    if path_or_url is not None and not isinstance(path_or_url, (str, os.PathLike)):
+        raise InvalidInput("path_or_url", "must be a directory path or a postgresql:// URL")
+    return open_store(path_or_url, **options), True
+
+
+def check_session_id(session_id: object) -> str:
+    if not isinstance(session_id, str):
+        raise InvalidInput("session_id", f"must be a string, got {type(session_id).__name__}")
+    check_id("session_id", session_id)
+    return session_id  # type: ignore[return-value]
+
+
+def run_open(store: Store, function: Callable[..., Any], *args: Any) -> Any:
+    """Call ``function`` unless the store is closed; report a closed store as SessionClosed."""
+    if store.is_closed:
+        raise SessionClosed("the store of this session was closed")
+    try:
+        return function(*args)
+    except SessionClosed:
+        raise
+    except StoreClosed as exc:
+        raise SessionClosed(str(exc)) from exc
+
+
+def encode_exact(field: str, value: Any) -> str:
+    """The JSON text of ``value`` as the frameworks' stores write it (``json.dumps``).
+
+    ASCII-only (``ensure_ascii``), so NUL characters and lone surrogates survive inside
+    agentkeep's metadata as escapes and read back identical.
+    """
+    try:
+        return json.dumps(value, separators=(",", ":"))
+    except TypeError as exc:
+        raise NotSerialisable(field, f"is not JSON-serialisable: {exc}") from None
+    except ValueError as exc:  # a circular reference
+        raise InvalidInput(field, f"cannot be stored as JSON: {exc}") from None
+
+
+def clean_text(value: Any) -> str:
+    """Text for the view: a str agentkeep can store (no NUL, valid Unicode, bounded)."""
+    if not isinstance(value, str):
+        return ""
+    if "\x00" in value:
+        value = value.replace("\x00", "")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-8", "replace").decode("utf-8")
+    return value[:MAX_TEXT_LENGTH]
+
+
+def is_clean_text(value: Any) -> bool:
+    """Whether ``value`` can be stored as message content unchanged."""
+    if not isinstance(value, str) or "\x00" in value or len(value) > MAX_TEXT_LENGTH:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def clean_id(value: Any) -> str | None:
+    """A provider call id usable in a part, or None when agentkeep could not store it."""
+    if isinstance(value, str) and 0 < len(value) <= 200 and is_clean_text(value):
+        return value
+    return None
+
+
+def clean_name(value: Any, default: str) -> str:
+    name = clean_text(value)[:MAX_NAME_LENGTH] if isinstance(value, str) else ""
+    return name or default
+
+
+def arguments_of(value: Any) -> Any:
+    """Tool-call arguments for the view: parsed JSON when it is, else the cleaned text."""
+    if isinstance(value, str):
+        try:
+            parsed = json.loads(value)
+        except ValueError:
+            return clean_text(value)
+        value = parsed
+    try:
+        dump_json("arguments", value)
+    except InvalidInput:
+        return clean_text(json.dumps(value, default=str))
+    return value
+
+
+def text_of_blocks(content: Any) -> str:
+    """The text of a content value: a str, or a list of str / ``{"text": ...}`` blocks."""
+    if isinstance(content, str):
+        return clean_text(content)
+    if not isinstance(content, list):
+        return ""
+    texts = []
+    for block in content:
+        if isinstance(block, str):
+            texts.append(clean_text(block))
+        elif isinstance(block, dict):
+            for key in ("text", "refusal"):
+                if isinstance(block.get(key), str):
+                    texts.append(clean_text(block[key]))
+                    break
+    return "\n".join(text for text in texts if text)
+
+
+def _path(slot: str) -> list[Any]:
+    return [int(step) if step.isdigit() else step for step in slot.split(".")]
+
+
+def take_text(value: dict[str, Any], slots: tuple[str, ...]) -> tuple[str | None, Any, str | None]:
+    """Find the first slot (a dotted path like ``content`` or ``content.0.text``) holding
+    clean text; return (that text, a copy of ``value`` with ``None`` there, the slot).
+
+    Without one: (None, ``value``, None). Only the containers on the path are copied.
+    """
+    for slot in slots:
+        steps = _path(slot)
+        node: Any = value
+        for step in steps[:-1]:
+            if isinstance(step, int):
+                if not (isinstance(node, list) and len(node) == 1):
+                    break
+            elif not isinstance(node, dict):
+                break
+            node = node[step] if isinstance(step, int) or step in node else None
+        else:
+            if isinstance(node, dict) and is_clean_text(node.get(steps[-1])):
+                text = node[steps[-1]]
+                return text, _replaced(value, steps, None), slot
+    return None, value, None
+
+
+def _replaced(node: Any, steps: list[Any], new: Any) -> Any:
+    if not steps:
+        return new
+    copy = list(node) if isinstance(node, list) else dict(node)
+    copy[steps[0]] = _replaced(node[steps[0]], steps[1:], new)
+    return copy
+
+
+def put_text(value: Any, slot: str, text: str) -> Any:
+    """Put ``text`` back at ``slot`` of a freshly decoded ``value`` (in place)."""
+    steps = _path(slot)
+    node = value
+    for step in steps[:-1]:
+        node = node[step]
+    node[steps[-1]] = text
+    return value

@@ -1,0 +1,302 @@
+"""agentkeep as an OpenAI Agents SDK session: ``AgentkeepSession``.
+
+>>> from agentkeep.integrations.openai_agents import AgentkeepSession
+>>> session = AgentkeepSession("user-42", path_or_url="./data")
+>>> result = await Runner.run(agent, "Hello", session=session)
+
+It implements the SDK's ``Session`` protocol (``get_items``, ``add_items``, ``pop_item``,
+``clear_session``, ``session_settings``) with the semantics of the SDK's own
+``SQLiteSession``. Each item is one agentkeep message in the session whose id is the SDK
+session id: the item exactly as given (its JSON, in the message's metadata) plus a view
+for agentkeep (role, searchable text, tool calls):
+
+- messages (``{"role": ..., "content": ...}``, ``type: message``): that role
+  (``developer`` → ``system``) and their text;
+- ``function_call`` and other ``*_call`` items: an assistant message with a ``tool_call``
+  part, so agentkeep records the tool call; ``*_output`` items: a tool message whose
+  ``tool_result`` part finishes it;
+- reasoning and any other item type: an assistant message with whatever text it has.
+
+``pop_item`` moves the session's head back to the previous message, so the popped item
+stays in the store as an abandoned branch (``agentkeep sessions show`` draws it) while
+the SDK no longer sees it; ``clear_session`` purges the session for good.
+
+The SDK itself is not imported here: the class satisfies the ``Session`` protocol
+structurally, and ``session_settings`` imports ``agents`` only when first read.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ..aio import _call
+from ..chat import sql as chat_sql
+from ..chat.models import Message
+from ..codec import now
+from ..errors import Conflict, InvalidInput, NotFound
+from ._support import (
+    NotSerialisable,
+    SessionClosed,
+    arguments_of,
+    check_session_id,
+    clean_id,
+    clean_name,
+    clean_text,
+    encode_exact,
+    put_text,
+    resolve_store,
+    run_open,
+    take_text,
+    text_of_blocks,
+)
+
+__all__ = ["AgentkeepSession", "NotSerialisable", "SessionClosed"]
+
+#: Metadata keys of a message written by this adapter: the item's JSON and, when its
+#: main text lives in the message's content instead, where to put it back.
+ITEM_KEY = "openai_agents_item"
+TEXT_KEY = "openai_agents_text"
+_TEXT_SLOTS = ("content", "content.0.text", "output")
+_ROLES = {"user": "user", "assistant": "assistant", "system": "system",
+          "developer": "system", "tool": "tool"}
+_HISTORY_MAXIMUM = 1_000_000  # the chat store's largest ``last``
+
+
+class AgentkeepSession:
+    """An OpenAI Agents SDK session kept in agentkeep (SQLite or PostgreSQL).
+
+    Args:
+        session_id: the SDK session id; also the agentkeep session's id (at most 200
+            characters), created on the first ``add_items``.
+        store: an open ``agentkeep.Store`` or ``AsyncStore`` to use (shared by any number
+            of sessions; not closed by :meth:`close`).
+        path_or_url: where to open a store instead: a directory or a ``postgresql://``
+            URL; default (no ``store`` either): the home store. Closed by :meth:`close`.
+        session_settings: the SDK's ``SessionSettings`` (or a dict of them); its ``limit``
+            is the default of :meth:`get_items`.
+        **options: options of ``agentkeep.open`` for a store opened here.
+
+    Raises:
+        InvalidInput: the session id is empty, not a string or too long, or an option is
+            wrong.
+    """
+
+    def __init__(self, session_id: str, store: Any = None, *, path_or_url: Any = None,
+                 session_settings: Any = None, **options: Any) -> None:
+        self.session_id = check_session_id(session_id)
+        self._settings = None
+        self.session_settings = session_settings
+        self._store, self._owns_store = resolve_store(store, path_or_url, options)
+
+    @property
+    def session_settings(self) -> Any:
+        """The SDK's ``SessionSettings``; ``limit`` is the default of ``get_items``."""
+        if self._settings is None:
+            from agents.memory.session_settings import SessionSettings
+
+            self._settings = SessionSettings()
+        return self._settings
+
+    @session_settings.setter
+    def session_settings(self, value: Any) -> None:
+        if isinstance(value, dict):
+            from agents.memory.session_settings import coerce_session_settings
+
+            value = coerce_session_settings(value)
+        self._settings = value
+
+    @property
+    def store(self) -> Any:
+        """The agentkeep store the items live in."""
+        return self._store
+
+    # --- the Session protocol -------------------------------------------------------------
+    async def get_items(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The session's items, oldest first: the latest ``limit`` of them, or all.
+
+        Args:
+            limit: at most this many (0 gives none); default: ``session_settings.limit``,
+                and without one every item.
+
+        Raises:
+            InvalidInput: ``limit`` is negative or not an integer.
+        """
+        if limit is None and self._settings is not None:
+            limit = self._settings.limit
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 0):
+            raise InvalidInput("limit", f"must be a non-negative integer or None, got {limit!r}")
+        if limit == 0:
+            run_open(self._store, lambda: None)
+            return []
+        return await _call(run_open, self._store, self._get_items, limit)
+
+    async def add_items(self, items: list[dict[str, Any]]) -> None:
+        """Append items in one transaction, in order (commits); all or none are written.
+
+        Raises:
+            NotSerialisable: an item is not JSON-serialisable (also a ``TypeError``, like
+                ``SQLiteSession``'s); nothing was written.
+            Conflict: the agentkeep session was soft-deleted (restore or purge it).
+        """
+        if self._store.is_closed:
+            raise SessionClosed("the store of this session was closed")
+        if not items:
+            return
+        if isinstance(items, (str, bytes, dict)):
+            raise InvalidInput("items", "must be a list of items")
+        messages = [_message_of(item, index) for index, item in enumerate(items)]
+        await _call(run_open, self._store, self._add_messages, messages)
+
+    async def pop_item(self) -> dict[str, Any] | None:
+        """Remove the latest item and return it; None when the session is empty (commits).
+
+        The message stays in agentkeep as an abandoned branch: the head moves back to the
+        message before it.
+        """
+        return await _call(run_open, self._store, self._pop_item)
+
+    async def clear_session(self) -> None:
+        """Delete the session with every item for good (commits); a no-op when absent."""
+        await _call(run_open, self._store, self._clear)
+
+    def close(self) -> None:
+        """Close the store if this session opened it. Later calls raise SessionClosed."""
+        if self._owns_store:
+            self._store.close()
+
+    # --- sync bodies, run in a worker thread ----------------------------------------------
+    def _get_items(self, limit: int | None) -> list[dict[str, Any]]:
+        chat = self._store.chat
+        try:
+            if limit is None or limit > _HISTORY_MAXIMUM:
+                messages = chat.history(self.session_id)
+                if limit is not None:
+                    messages = messages[-limit:]
+            else:
+                messages = chat.history(self.session_id, last=limit)
+        except NotFound:
+            return []
+        return [_item_of(message) for message in messages]
+
+    def _add_messages(self, messages: list[dict[str, Any]]) -> None:
+        chat = self._store.chat
+        try:
+            chat.append_many(self.session_id, messages)
+            return
+        except NotFound:
+            pass
+        # The first items of this session (or the first since clear_session): create it and
+        # append in one transaction, so a failing batch leaves no empty session behind.
+        with chat.transaction():
+            try:
+                chat.create_session(id=self.session_id, metadata={"framework": "openai-agents"})
+            except Conflict:  # another task created it meanwhile, or it is soft-deleted
+                pass
+            try:
+                chat.append_many(self.session_id, messages)
+            except NotFound:
+                raise Conflict(f"session {self.session_id!r} was deleted in agentkeep; restore "
+                               "it (agentkeep sessions restore) or clear_session() first") \
+                    from None
+
+    def _pop_item(self) -> dict[str, Any] | None:
+        chat = self._store.chat
+        # Under the lock that serialises appends (SQLite: the write lock; PostgreSQL: the
+        # session row), so concurrent pops take distinct items.
+        with chat._write() as conn:
+            row = conn.one(chat_sql.SESSION_FOR_APPEND[chat._dialect], (self.session_id,))
+            if row is None or row[0] == "deleted" or row[1] is None:
+                return None
+            _, head_id, _, head_depth = row
+            message = Message(conn.one(chat_sql.SELECT_MESSAGE, (head_id,)))
+            conn.run(chat_sql.UPDATE_SESSION_HEAD, (message.parent_id, head_depth - 1,
+                                                    chat._time(now()), self.session_id))
+        return _item_of(message)
+
+    def _clear(self) -> None:
+        try:
+            self._store.chat.purge_session(self.session_id)
+        except NotFound:
+            pass
+
+    def __repr__(self) -> str:
+        return f"<AgentkeepSession {self.session_id!r} in {self._store.location}>"
+
+
+def _message_of(item: Any, index: int) -> dict[str, Any]:
+    """The agentkeep message fields for one SDK item (its exact JSON in the metadata)."""
+    field = f"items[{index}]"
+    if not isinstance(item, dict):
+        encode_exact(field, item)  # a non-serialisable value gets the SDK store's TypeError
+        text, skeleton, slot = None, item, None
+    else:
+        text, skeleton, slot = take_text(item, _TEXT_SLOTS)
+    metadata = {ITEM_KEY: encode_exact(field, skeleton)}
+    if slot is not None:
+        metadata[TEXT_KEY] = slot
+    role, content, parts = _view(item)
+    if text is not None:
+        content = text
+    return {"role": role, "content": content, "parts": parts, "metadata": metadata}
+
+
+def _view(item: Any) -> tuple[str, str, list[dict[str, Any]] | None]:
+    """(role, searchable text, parts) of an item as agentkeep shows it."""
+    if not isinstance(item, dict):
+        return "assistant", clean_text(item), None
+    kind = item.get("type")
+    kind = kind if isinstance(kind, str) else ""
+    role = item.get("role")
+    if isinstance(role, str) and kind in ("", "message"):
+        parts = None
+        if role == "assistant" and isinstance(item.get("tool_calls"), list):  # chat format
+            parts = [_tool_call_part(call.get("id"), call.get("function", call))
+                     for call in item["tool_calls"] if isinstance(call, dict)]
+        elif role == "tool":
+            parts = _tool_result_parts(item.get("tool_call_id"))
+        return _ROLES.get(role, "assistant"), text_of_blocks(item.get("content")), parts
+    if kind.endswith("_output"):
+        output = item.get("output")
+        text = output if isinstance(output, str) else text_of_blocks(output)
+        return "tool", clean_text(text), _tool_result_parts(item.get("call_id"))
+    if kind.endswith("_call"):
+        call_id = item.get("call_id", item.get("id"))
+        return "assistant", "", [_tool_call_part(call_id, item, default_name=kind)]
+    if kind == "reasoning":
+        return "assistant", text_of_blocks(item.get("summary")), None
+    return "assistant", text_of_blocks(item.get("content")), None
+
+
+def _tool_call_part(call_id: Any, call: Any, default_name: str = "function") -> dict[str, Any]:
+    call = call if isinstance(call, dict) else {}
+    part = {"type": "tool_call", "name": clean_name(call.get("name"), default_name),
+            "arguments": arguments_of(call.get("arguments", call.get("input", {})))}
+    if clean_id(call_id) is not None:
+        part["id"] = call_id
+    return part
+
+
+def _tool_result_parts(call_id: Any) -> list[dict[str, Any]] | None:
+    if clean_id(call_id) is None:
+        return None
+    return [{"type": "tool_result", "call_id": call_id}]
+
+
+def _item_of(message: Message) -> dict[str, Any]:
+    """The SDK item a message holds; a message written by other means as an input item."""
+    metadata = message.metadata
+    encoded = metadata.get(ITEM_KEY)
+    if isinstance(encoded, str):
+        item = json.loads(encoded)
+        slot = metadata.get(TEXT_KEY)
+        if slot is not None:
+            put_text(item, slot, message.content)
+        return item
+    for part in message.parts:
+        if message.role == "tool" and part.get("type") == "tool_result":
+            return {"type": "function_call_output", "call_id": part["call_id"],
+                    "output": message.content}
+    role = "assistant" if message.role == "tool" else message.role
+    return {"role": role, "content": message.content}
