@@ -101,9 +101,9 @@ class AgentkeepSession:
     @session_settings.setter
     def session_settings(self, value: Any) -> None:
         if isinstance(value, dict):
-            from agents.memory.session_settings import coerce_session_settings
+            from agents.memory.session_settings import SessionSettings
 
-            value = coerce_session_settings(value)
+            value = SessionSettings(**value)
         self._settings = value
 
     @property

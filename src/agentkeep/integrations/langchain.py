@@ -1,0 +1,244 @@
+"""agentkeep as a LangChain chat message history: ``AgentkeepChatMessageHistory``.
+
+>>> from agentkeep.integrations.langchain import AgentkeepChatMessageHistory
+>>> chain = RunnableWithMessageHistory(
+...     prompt | model, lambda session_id: AgentkeepChatMessageHistory(session_id, store),
+...     input_messages_key="question", history_messages_key="history")
+
+A ``BaseChatMessageHistory`` with the sync and async methods (``messages``,
+``add_messages``, ``clear`` and ``aget_messages``, ``aadd_messages``, ``aclear``). Each
+LangChain message is one agentkeep message in the session whose id is the history's
+session id: the message exactly as given (``message_to_dict`` JSON, in the message's
+metadata; every type, chunks included, comes back equal) plus a view for agentkeep —
+human → ``user``, AI → ``assistant`` with its tool calls as ``tool_call`` parts and its
+``usage_metadata`` as the message's usage (so the session's token counters add up),
+tool → ``tool`` finishing the call, system → ``system``.
+
+``clear`` purges the session for good.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from langchain_core.chat_history import BaseChatMessageHistory
+from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
+
+from ..aio import _call
+from ..chat.models import Message
+from ..chat.rules import check_usage
+from ..errors import Conflict, InvalidInput, NotFound
+from ._support import (
+    MAX_NAME_LENGTH,
+    NotSerialisable,
+    SessionClosed,
+    arguments_of,
+    check_session_id,
+    clean_id,
+    clean_name,
+    encode_exact,
+    is_clean_text,
+    put_text,
+    resolve_store,
+    run_open,
+    take_text,
+    text_of_blocks,
+)
+
+__all__ = ["AgentkeepChatMessageHistory", "NotSerialisable", "SessionClosed"]
+
+#: Metadata keys of a message written by this adapter: ``message_to_dict`` JSON and, when
+#: the text lives in the message's content instead, where to put it back.
+MESSAGE_KEY = "langchain_message"
+TEXT_KEY = "langchain_text"
+_TEXT_SLOTS = ("data.content", "data.content.0.text")
+_ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool",
+          "function": "tool"}
+_CHAT_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "ai": "assistant",
+               "system": "system", "developer": "system", "tool": "tool"}
+
+
+class AgentkeepChatMessageHistory(BaseChatMessageHistory):
+    """A LangChain chat message history kept in agentkeep (SQLite or PostgreSQL).
+
+    Args:
+        session_id: the conversation's id; also the agentkeep session's id (at most 200
+            characters), created by the first ``add_messages``.
+        store: an open ``agentkeep.Store`` or ``AsyncStore`` (shared by any number of
+            histories; not closed by :meth:`close`).
+        path_or_url: where to open a store instead: a directory or a ``postgresql://``
+            URL; default (no ``store`` either): the home store. Closed by :meth:`close`.
+        **options: options of ``agentkeep.open`` for a store opened here.
+
+    Raises:
+        InvalidInput: the session id is empty, not a string or too long, or an option is
+            wrong.
+    """
+
+    def __init__(self, session_id: str, store: Any = None, *, path_or_url: Any = None,
+                 **options: Any) -> None:
+        self.session_id = check_session_id(session_id)
+        self._store, self._owns_store = resolve_store(store, path_or_url, options)
+
+    @property
+    def store(self) -> Any:
+        """The agentkeep store the messages live in."""
+        return self._store
+
+    @property
+    def messages(self) -> list[BaseMessage]:  # type: ignore[override]
+        """Every message of the conversation, oldest first (read-only)."""
+        return run_open(self._store, self._messages)
+
+    async def aget_messages(self) -> list[BaseMessage]:
+        """Async :attr:`messages`."""
+        return await _call(run_open, self._store, self._messages)
+
+    def add_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Append messages in one transaction, in order (commits); all or none are written.
+
+        Raises:
+            InvalidInput: an entry is not a LangChain message.
+            NotSerialisable: a message holds a value JSON cannot (also a ``TypeError``, as
+                from LangChain's SQL history); nothing was written.
+        """
+        run_open(self._store, self._add, _prepare(messages))
+
+    async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
+        """Async :meth:`add_messages`."""
+        prepared = _prepare(messages)
+        await _call(run_open, self._store, self._add, prepared)
+
+    def clear(self) -> None:
+        """Delete the conversation for good (commits); a no-op when there is none."""
+        run_open(self._store, self._clear)
+
+    async def aclear(self) -> None:
+        """Async :meth:`clear`."""
+        await _call(run_open, self._store, self._clear)
+
+    def close(self) -> None:
+        """Close the store if this history opened it. Later calls raise SessionClosed."""
+        if self._owns_store:
+            self._store.close()
+
+    # --- sync bodies ----------------------------------------------------------------------
+    def _messages(self) -> list[BaseMessage]:
+        try:
+            history = self._store.chat.history(self.session_id)
+        except NotFound:
+            return []
+        return messages_from_dict([_dict_of(message) for message in history])
+
+    def _add(self, messages: list[dict[str, Any]]) -> None:
+        if not messages:
+            return
+        chat = self._store.chat
+        try:
+            chat.append_many(self.session_id, messages)
+            return
+        except NotFound:
+            pass
+        with chat.transaction():  # a failing first batch leaves no empty session behind
+            try:
+                chat.create_session(id=self.session_id, metadata={"framework": "langchain"})
+            except Conflict:  # created meanwhile, or soft-deleted
+                pass
+            try:
+                chat.append_many(self.session_id, messages)
+            except NotFound:
+                raise Conflict(f"session {self.session_id!r} was deleted in agentkeep; restore "
+                               "it (agentkeep sessions restore) or clear() first") from None
+
+    def _clear(self) -> None:
+        try:
+            self._store.chat.purge_session(self.session_id)
+        except NotFound:
+            pass
+
+    def __repr__(self) -> str:
+        return f"<AgentkeepChatMessageHistory {self.session_id!r} in {self._store.location}>"
+
+
+def _prepare(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    if isinstance(messages, (BaseMessage, str, bytes, dict)):
+        raise InvalidInput("messages", "must be a list of LangChain messages")
+    prepared = []
+    for index, message in enumerate(messages):
+        field = f"messages[{index}]"
+        if not isinstance(message, BaseMessage):
+            raise InvalidInput(field, f"must be a LangChain message (BaseMessage), got "
+                                      f"{type(message).__name__}")
+        prepared.append(_message_of(message, field))
+    return prepared
+
+
+def _message_of(message: BaseMessage, field: str) -> dict[str, Any]:
+    """The agentkeep message fields for one LangChain message (its exact JSON in metadata)."""
+    exact = message_to_dict(message)
+    text, skeleton, slot = take_text(exact, _TEXT_SLOTS)
+    metadata = {MESSAGE_KEY: encode_exact(field, skeleton)}
+    if slot is not None:
+        metadata[TEXT_KEY] = slot
+    kind = message.type.removesuffix("MessageChunk").lower()
+    if kind == "chat":
+        role = _CHAT_ROLES.get(getattr(message, "role", None), "assistant")
+    else:
+        role = _ROLES.get(kind, "assistant")
+    fields: dict[str, Any] = {
+        "role": role, "metadata": metadata,
+        "content": text if text is not None else text_of_blocks(message.content),
+    }
+    tool_calls = getattr(message, "tool_calls", None)
+    if tool_calls:
+        fields["parts"] = [_tool_call_part(call) for call in tool_calls]
+    elif kind == "tool" and clean_id(getattr(message, "tool_call_id", None)):
+        fields["parts"] = [{"type": "tool_result", "call_id": message.tool_call_id,
+                            "is_error": getattr(message, "status", None) == "error"}]
+    usage = getattr(message, "usage_metadata", None)
+    if usage:
+        try:
+            check_usage(usage)
+            fields["usage"] = dict(usage)
+        except InvalidInput:  # the view goes without; the exact copy keeps it
+            pass
+    response = message.response_metadata if isinstance(message.response_metadata, dict) else {}
+    for name, keys in (("model", ("model_name", "model")),
+                       ("finish_reason", ("finish_reason", "stop_reason"))):
+        for key in keys:
+            value = response.get(key)
+            if is_clean_text(value) and 0 < len(value) <= MAX_NAME_LENGTH:
+                fields[name] = value
+                break
+    return fields
+
+
+def _tool_call_part(call: dict[str, Any]) -> dict[str, Any]:
+    part = {"type": "tool_call", "name": clean_name(call.get("name"), "tool"),
+            "arguments": arguments_of(call.get("args", {}))}
+    if clean_id(call.get("id")) is not None:
+        part["id"] = call["id"]
+    return part
+
+
+def _dict_of(message: Message) -> dict[str, Any]:
+    """The ``message_to_dict`` form of a stored message; one written by other means as the
+    LangChain message of its role."""
+    metadata = message.metadata
+    encoded = metadata.get(MESSAGE_KEY)
+    if isinstance(encoded, str):
+        value = json.loads(encoded)
+        slot = metadata.get(TEXT_KEY)
+        if slot is not None:
+            put_text(value, slot, message.content)
+        return value
+    if message.role == "tool":
+        for part in message.parts:
+            if part.get("type") == "tool_result":
+                return {"type": "tool", "data": {"content": message.content,
+                                                 "tool_call_id": part["call_id"]}}
+        return {"type": "chat", "data": {"content": message.content, "role": "tool"}}
+    kind = {"user": "human", "assistant": "ai", "system": "system"}[message.role]
+    return {"type": kind, "data": {"content": message.content}}
