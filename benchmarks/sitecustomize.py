@@ -3,7 +3,8 @@
 ``run_bench.py --adapter`` registers a system only in the parent process, but the
 harness runs W6 and W7 in child processes that look systems up again. With
 ``PYTHONPATH=<project>/benchmarks`` Python imports this module at start-up in the parent
-and in every child; it adds ``agentkeep`` to ``adapters.SYSTEMS`` when the harness
+and in every child; it adds ``agentkeep`` (and the framework adapters of
+``framework_adapters.py``) to ``adapters.SYSTEMS`` when the harness
 imports its ``adapters`` package. Nothing else imports this module.
 """
 
@@ -24,6 +25,10 @@ class _RegisterAgentkeep:
         def exec_module(module):
             load(module)
             module.SYSTEMS.setdefault("agentkeep", ("peer_adapter", "AgentkeepAdapter", {}))
+            module.SYSTEMS.setdefault("agentkeep-openai-agents", (
+                "framework_adapters", "AgentkeepSessionAdapter", {}))
+            module.SYSTEMS.setdefault("agentkeep-langchain", (
+                "framework_adapters", "AgentkeepHistoryAdapter", {}))
 
         spec.loader.exec_module = exec_module
         return spec
