@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import reprlib
 import threading
 import time
 from datetime import datetime, timezone
@@ -23,6 +24,26 @@ _counter = 0
 # otherwise repeat the parent's sequence): os.urandom per id is a system call.
 _random = random.Random(os.urandom(32))
 os.register_at_fork(after_in_child=lambda: _random.seed(os.urandom(32)))
+
+
+# repr() of a value nested thousands deep raises RecursionError, and of a 10 MB string
+# builds 10 MB: error messages show caller values through shown(), which bounds both
+# (found by tests/reliability/test_hostile_input.py).
+_short_repr = reprlib.Repr()
+_short_repr.maxlevel = 4
+_short_repr.maxstring = _short_repr.maxother = 200
+
+
+def shown(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters, safe for any size and nesting."""
+    if isinstance(value, str):
+        return repr(value[:limit])[:limit]
+    if isinstance(value, (list, tuple, dict, set, frozenset, bytes, bytearray)):
+        return _short_repr.repr(value)[:limit]
+    try:
+        return repr(value)[:limit]
+    except Exception:  # noqa: BLE001 - a caller's object whose __repr__ fails
+        return f"<{type(value).__name__}>"
 
 
 def new_id() -> str:
@@ -53,7 +74,7 @@ def check_id(field: str, value: object, *, optional: bool = False) -> str | None
     if value is None and optional:
         return None
     if not isinstance(value, str) or not value or len(value) > 200:
-        raise InvalidInput(field, f"must be a non-empty id string, got {value!r:.60}")
+        raise InvalidInput(field, f"must be a non-empty id string, got {shown(value)}")
     check_text(field, value)
     return value
 
@@ -80,14 +101,14 @@ def check_text(field: str, value: object, *, optional: bool = False,
 def check_count(field: str, value: object) -> int:
     """A non-negative integer that fits in 63 bits."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise InvalidInput(field, f"must be a non-negative integer, got {value!r:.60}")
+        raise InvalidInput(field, f"must be a non-negative integer, got {shown(value)}")
     return value
 
 
 def check_flag(field: str, value: object) -> bool:
     """Exactly True or False: a truthy "no" or 1 must not pass for True."""
     if not isinstance(value, bool):
-        raise InvalidInput(field, f"must be True or False, got {value!r:.60}")
+        raise InvalidInput(field, f"must be True or False, got {shown(value)}")
     return value
 
 
@@ -96,13 +117,13 @@ def check_limit(field: str, value: object, *, optional: bool = True,
     if value is None and optional:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= maximum:
-        raise InvalidInput(field, f"must be an integer between 1 and {maximum}, got {value!r:.60}")
+        raise InvalidInput(field, f"must be an integer between 1 and {maximum}, got {shown(value)}")
     return value
 
 
 def check_choice(field: str, value: object, choices: tuple[str, ...]) -> str:
     if value not in choices:
-        raise InvalidInput(field, f"must be one of {', '.join(choices)}; got {value!r:.60}")
+        raise InvalidInput(field, f"must be one of {', '.join(choices)}; got {shown(value)}")
     return value  # type: ignore[return-value]
 
 
@@ -136,7 +157,7 @@ def _check_json_value(field: str, value: Any, depth: int) -> None:
     if isinstance(value, dict):
         for key, item in value.items():
             if not isinstance(key, str):
-                raise InvalidInput(field, f"has a non-string key {key!r:.40}; "
+                raise InvalidInput(field, f"has a non-string key {shown(key, 40)}; "
                                           "JSON object keys are strings")
             check_text(field, key)
             _check_json_value(field, item, depth + 1)

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 from ..backend import Backend
-from ..codec import dump_json, now
+from ..codec import dump_json, now, shown
 from ..errors import InvalidInput
 from . import sql
 from .models import Setting
@@ -24,7 +24,7 @@ _MISSING: Any = object()
 def check_key(field: str, key: object) -> str:
     if not isinstance(key, str) or len(key) > 200 or not _KEY.fullmatch(key):
         raise InvalidInput(field, f"must be dotted names of letters, digits, _ or - "
-                                  f"(e.g. 'ui.theme'), at most 200 characters; got {key!r:.60}")
+                                  f"(e.g. 'ui.theme'), at most 200 characters; got {shown(key)}")
     return key
 
 

@@ -14,6 +14,7 @@ from ..codec import (
     check_id,
     check_text,
     dump_json,
+    shown,
 )
 from ..errors import InvalidInput
 
@@ -35,7 +36,8 @@ def encode_cost(field: str, cost: object) -> int:
         return 0
     if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not \
             0 <= cost < 9e9 or cost != cost:
-        raise InvalidInput(field, f"must be a non-negative number of US dollars, got {cost!r:.40}")
+        raise InvalidInput(field, "must be a non-negative number of US dollars, "
+                                  f"got {shown(cost, 40)}")
     return round(cost * NANOS)
 
 
@@ -96,8 +98,12 @@ def prepare_message(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Validate one message's fields; return them encoded for INSERT_MESSAGE."""
     unknown = set(fields) - MESSAGE_FIELDS
     if unknown:
-        raise InvalidInput(sorted(unknown)[0], "is not a message field; known: "
-                                               + ", ".join(sorted(MESSAGE_FIELDS)))
+        # A caller's dict may have keys of mixed types (sorted() would raise TypeError)
+        # or an empty key (an InvalidInput naming no field): name the field by repr.
+        key = min(unknown, key=repr)
+        field = key if isinstance(key, str) and key else "message"
+        raise InvalidInput(field, f"{shown(key, 40)} is not a message field; known: "
+                                  + ", ".join(sorted(MESSAGE_FIELDS)))
     role = check_choice("role", fields.get("role"), ROLES)
     parts = check_parts(fields.get("parts"))
     content = fields.get("content")

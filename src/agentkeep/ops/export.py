@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from .. import __version__
-from ..codec import check_id
+from ..codec import check_id, shown
 from ..concerns import CONCERNS
 from ..errors import AgentkeepError, InvalidInput, NotFound
 from ..migrations import current_revision
@@ -329,7 +329,7 @@ class Exporter:
                 since = parse_time(since.strip())
             except ValueError:
                 raise InvalidInput("since", f"must be an ISO-8601 time with a time zone, e.g. "
-                                            f"2025-06-01T00:00:00Z; got {since!r:.60}") from None
+                                            f"2025-06-01T00:00:00Z; got {shown(since)}") from None
         if not isinstance(since, datetime):
             raise InvalidInput("since", f"must be a datetime, got {type(since).__name__}")
         if since.tzinfo is None or since.utcoffset() is None:

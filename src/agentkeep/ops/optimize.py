@@ -24,7 +24,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from ..codec import human_size
+from ..codec import human_size, shown
 from ..errors import InvalidInput
 from . import prune
 from .stats import plain_tables, quote
@@ -54,7 +54,8 @@ PG_DEAD_ROWS = (
 
 def _check_vacuum(vacuum: object) -> bool | None:
     if vacuum is not None and not isinstance(vacuum, bool):
-        raise InvalidInput("vacuum", f"must be True, False or None (automatic), got {vacuum!r:.40}")
+        raise InvalidInput("vacuum", "must be True, False or None (automatic), "
+                                     f"got {shown(vacuum, 40)}")
     return vacuum
 
 
@@ -135,7 +136,7 @@ def optimize(store: Any, *, vacuum: bool | None = None, retention: bool = True,
     """
     vacuum = _check_vacuum(vacuum)
     if not isinstance(retention, bool):
-        raise InvalidInput("retention", f"must be True or False, got {retention!r:.40}")
+        raise InvalidInput("retention", f"must be True or False, got {shown(retention, 40)}")
     tell = say or (lambda line: None)
     backend = store._backend
     rules = prune.retention(store) if retention else None  # validated before any change

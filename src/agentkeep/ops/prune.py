@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from ..codec import check_limit, load_time
+from ..codec import check_limit, load_time, shown
 from ..errors import InvalidInput, NotFound
 from .check import blob_references, delete_orphaned_blobs, orphaned_blobs_sql
 from .stats import columns, foreign_keys, quote
@@ -81,7 +81,7 @@ def parse_duration(field_name: str, value: object) -> timedelta:
     match = _DURATION.fullmatch(value) if isinstance(value, str) else None
     if match is None:
         raise InvalidInput(field_name, "must be a duration like 90d, 12h, 30m or 2w "
-                                       f"(minutes, hours, days, weeks); got {value!r:.40}")
+                                       f"(minutes, hours, days, weeks); got {shown(value, 40)}")
     duration = timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
     if duration > MAX_DURATION:
         raise InvalidInput(field_name, f"must be at most 100 years, got {value!r}")
@@ -124,9 +124,10 @@ def criteria(*, older_than: object = None, keep_last: object = None, status: obj
     older = None if older_than is None else parse_duration("older_than", older_than)
     if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)
                                   or not 0 <= keep_last < 2**62):
-        raise InvalidInput("keep_last", f"must be a non-negative integer, got {keep_last!r:.40}")
+        raise InvalidInput("keep_last", "must be a non-negative integer, "
+                                        f"got {shown(keep_last, 40)}")
     if status is not None and status not in STATUSES:
-        raise InvalidInput("status", f"must be archived or deleted; got {status!r:.40} "
+        raise InvalidInput("status", f"must be archived or deleted; got {shown(status, 40)} "
                                      "(use older_than or keep_last for every status)")
     grace_period = None if grace is None else parse_duration("grace", grace)
     if older is None and keep_last is None and status is None and grace_period is None:
@@ -460,7 +461,7 @@ def validate_retention(value: object) -> Criteria:
     if not isinstance(value, Mapping):
         raise InvalidInput(RETENTION_KEY, "must be an object like {\"older_than\": \"90d\", "
                                           "\"keep_last\": 1000, \"deleted_grace\": \"30d\"}; "
-                                          f"got {value!r:.60}")
+                                          f"got {shown(value)}")
     unknown = sorted(set(value) - set(RETENTION_FIELDS))
     if unknown:
         raise InvalidInput(RETENTION_KEY, f"unknown field {unknown[0]!r}; the fields are "
@@ -468,7 +469,7 @@ def validate_retention(value: object) -> Criteria:
     for name in ("older_than", "deleted_grace"):
         if name in value and not isinstance(value[name], str):
             raise InvalidInput(f"{RETENTION_KEY}.{name}", "must be a duration string like "
-                                                          f"'90d'; got {value[name]!r:.40}")
+                                                          f"'90d'; got {shown(value[name], 40)}")
     try:
         return criteria(older_than=value.get("older_than"), keep_last=value.get("keep_last"),
                         status=value.get("status"), grace=value.get("deleted_grace"))
