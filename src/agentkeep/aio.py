@@ -15,6 +15,7 @@ from typing import Any
 
 from .app.store import SettingsStore
 from .chat.store import ChatStore
+from .checkpoints.store import CheckpointStore
 from .concerns import CONCERNS
 from .config import resolve
 from .errors import InvalidInput
@@ -104,6 +105,7 @@ async def _async_transaction(backend: Any, concern: str):
 
 AsyncChatStore = _async_twin(ChatStore)
 AsyncSettingsStore = _async_twin(SettingsStore)
+AsyncCheckpointStore = _async_twin(CheckpointStore)
 
 
 class AsyncStore:
@@ -115,6 +117,7 @@ class AsyncStore:
         backend = store._backend
         self.chat = AsyncChatStore(store.chat, backend, "chat")
         self.settings = AsyncSettingsStore(store.settings, backend, "app")
+        self.checkpoints = AsyncCheckpointStore(store.checkpoints, backend, "checkpoints")
 
     @property
     def dialect(self) -> str:

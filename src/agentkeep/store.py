@@ -7,6 +7,7 @@ from typing import Any
 from .app.store import SettingsStore
 from .backend import create_backend
 from .chat.store import ChatStore
+from .checkpoints.store import CheckpointStore
 from .concerns import CONCERNS
 from .config import StoreConfig, resolve
 from .errors import InvalidInput
@@ -19,6 +20,8 @@ class Store:
     Attributes:
         chat: conversations (:class:`~agentkeep.chat.store.ChatStore`).
         settings: application settings (:class:`~agentkeep.app.store.SettingsStore`).
+        checkpoints: agent-framework checkpoints
+            (:class:`~agentkeep.checkpoints.store.CheckpointStore`).
     """
 
     def __init__(self, config: StoreConfig, *, migrate: bool = True) -> None:
@@ -31,6 +34,7 @@ class Store:
             raise
         self.chat = ChatStore(self._backend, config)
         self.settings = SettingsStore(self._backend)
+        self.checkpoints = CheckpointStore(self._backend)
 
     @property
     def dialect(self) -> str:

@@ -6,6 +6,7 @@ import pytest
 from cli_helpers import STORE_ENV, assert_one_line_error, json_of, ok, run
 
 import agentkeep
+from agentkeep.concerns import CONCERNS
 
 
 @pytest.fixture(autouse=True)
@@ -43,7 +44,7 @@ def test_init_creates_then_reports_up_to_date(home):
     again = json_of("--home", home, "init")
     assert again["outcome"] == "up to date" and again["dialect"] == "sqlite"
     assert {c["concern"]: c["after"] for c in again["concerns"]} == {
-        "chat": "chat_0001", "app": "app_0001"}
+        "chat": "chat_0001", "app": "app_0001", "checkpoints": "checkpoints_0001"}
 
 
 def test_demo_twice_reuses_and_new_adds(home):
@@ -149,7 +150,7 @@ def test_stats(sample):
     data = json_of("--home", sample, "stats")
     assert data["dialect"] == "sqlite"
     concerns = {c["concern"]: c for c in data["concerns"]}
-    assert set(concerns) == {"chat", "app"}
+    assert set(concerns) == set(CONCERNS)
     chat = concerns["chat"]
     tables = {t["name"]: t for t in chat["tables"]}
     sessions = json_of("--home", sample, "sessions", "list", "--limit", "1000")["items"]
@@ -166,7 +167,7 @@ def test_migrate_status_down_check_up(home):
     ok("--home", home, "init")
     states = json_of("--home", home, "migrate", "status")
     assert [(s["concern"], s["is_current"], s["pending"]) for s in states] == [
-        ("chat", True, []), ("app", True, [])]
+        ("chat", True, []), ("app", True, []), ("checkpoints", True, [])]
     assert "up to date" in ok("--home", home, "migrate", "status").stdout
     assert json_of("--home", home, "migrate", "check") == {"clean": True, "findings": []}
     assert_one_line_error(run("--home", home, "migrate", "down", input="n\n"), 1, "aborted")

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 import agentkeep
+from agentkeep.concerns import CONCERNS
 from agentkeep.ops import backup as backup_module
 from agentkeep.ops.backup import MANIFEST, backup, list_backups, read_manifest
 from agentkeep.ops.restore import restore, verify_backup
@@ -61,7 +62,7 @@ def dump_rows(stores, prefix: str | None = None) -> dict[str, list]:
     if stores.backend == "sqlite":
         home = Path(stores.home if prefix is None else prefix)
         rows = {}
-        for concern in ("chat", "app"):
+        for concern in CONCERNS:
             path = home / f"{concern}.db"
             if not path.exists():
                 continue
@@ -80,7 +81,7 @@ def dump_rows(stores, prefix: str | None = None) -> dict[str, list]:
     prefix = prefix or stores.prefix
     rows = {}
     with psycopg.connect(PG_URL, autocommit=True) as conn:
-        for concern in ("chat", "app"):
+        for concern in CONCERNS:
             schema = f"{prefix}_{concern}"
             tables = [r[0] for r in conn.execute(backup_module.POSTGRES_TABLES, (schema,))]
             for table in tables:
@@ -133,7 +134,7 @@ def test_restore_brings_back_exactly_the_backed_up_rows(stores, tmp_path, compre
     restored = restore(stores.target, result.path, force=True, **stores.options())
 
     assert dump_rows(stores) == before
-    assert restored.concerns == ("chat", "app")
+    assert restored.concerns == CONCERNS
     assert restored.previous  # the replaced store held data, so it was kept
     with stores.open() as again:
         assert [s.id for s in again.chat.list_sessions().items][::-1] == session_ids
@@ -175,7 +176,8 @@ def test_manifest_describes_the_backup(stores, tmp_path):
     assert manifest.dialect == store.dialect
     assert manifest.agentkeep_version == agentkeep.__version__
     assert {name: c.revision for name, c in manifest.concerns.items()} == {
-        "chat": agentkeep.chat.REVISIONS[-1], "app": agentkeep.app.REVISIONS[-1]}
+        "chat": agentkeep.chat.REVISIONS[-1], "app": agentkeep.app.REVISIONS[-1],
+        "checkpoints": agentkeep.checkpoints.REVISIONS[-1]}
     chat = manifest.concerns["chat"].tables
     assert (chat["sessions"], chat["messages"], chat["tool_calls"]) == (2, 8, 2)
     assert manifest.concerns["app"].tables["settings"] == 1
@@ -343,7 +345,7 @@ def test_backup_while_four_processes_append(stores, tmp_path):
         assert len(present) < len(committed)  # and the later appends are not there
         assert len(present) == result.manifest.messages
     if stores.backend == "sqlite":
-        for concern in ("chat", "app"):
+        for concern in CONCERNS:
             conn = sqlite3.connect(stores.home / f"{concern}.db")
             assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
             assert conn.execute("PRAGMA foreign_key_check").fetchall() == []

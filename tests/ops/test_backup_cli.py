@@ -10,6 +10,7 @@ from test_backup import data_file, dump_rows, fill
 from typer.testing import CliRunner
 
 from agentkeep.cli import app
+from agentkeep.concerns import CONCERNS
 
 
 def run(*args):
@@ -57,7 +58,7 @@ def test_backup_and_restore_round_trip(stores, tmp_path):
 
     restored = json.loads(ok(*where(stores), "restore", path, "--force", "--json").stdout)
 
-    assert restored["concerns"] == ["chat", "app"] and restored["previous"]
+    assert restored["concerns"] == list(CONCERNS) and restored["previous"]
     assert dump_rows(stores) == expected
 
 

@@ -11,6 +11,7 @@ import pytest
 from ops_helpers import cli, raw
 
 from agentkeep import InvalidInput
+from agentkeep.concerns import CONCERNS
 from agentkeep.ops import optimize, prune
 from agentkeep.ops.check import check
 
@@ -42,7 +43,7 @@ def test_optimize_tunes_every_concern_and_keeps_search_working(store, stores):
     fill(store, 2, 5)  # a backlog for the search index
     report = optimize.optimize(store)
     assert report["retention"] is None
-    assert [c["concern"] for c in report["concerns"]] == ["chat", "app"]
+    assert [c["concern"] for c in report["concerns"]] == list(CONCERNS)
     actions = " | ".join(report["concerns"][0]["actions"])
     if stores.backend == "sqlite":
         assert "indexed 10 new message(s)" in actions and "merged the full-text index" in actions

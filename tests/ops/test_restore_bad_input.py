@@ -14,6 +14,7 @@ import pytest
 from test_backup import data_file, dump_rows, fill, load_manifest, reseal, save_manifest
 
 import agentkeep
+from agentkeep.concerns import CONCERNS
 from agentkeep.ops import restore as restore_module
 from agentkeep.ops.backup import MANIFEST, backup
 from agentkeep.ops.restore import restore, verify_backup
@@ -356,7 +357,7 @@ def test_restore_into_a_path_that_is_a_file(stores, setup, tmp_path):
 
 def test_verify_backup_reports_without_restoring(stores, setup):
     path, rows = setup
-    assert verify_backup(path).concerns.keys() == {"chat", "app"}
+    assert verify_backup(path).concerns.keys() == set(CONCERNS)
     target = path / data_file(path)
     target.write_bytes(target.read_bytes()[:-10])
     reseal(path, data_file(path))

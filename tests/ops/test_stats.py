@@ -10,6 +10,7 @@ import pytest
 from ops_helpers import cli, raw
 
 from agentkeep import InvalidInput
+from agentkeep.concerns import CONCERNS
 from agentkeep.ops.stats import stats
 
 
@@ -37,7 +38,7 @@ def test_stats(store, stores):
     data = stats(store)
     assert data["dialect"] == store.dialect
     concerns = {c["concern"]: c for c in data["concerns"]}
-    assert set(concerns) == {"chat", "app"}
+    assert set(concerns) == set(CONCERNS)
     chat, settings = concerns["chat"], concerns["app"]
     rows = {t["name"]: t["rows"] for t in chat["tables"]}
     assert rows["sessions"] == 3 and rows["messages"] == 6
@@ -77,7 +78,7 @@ def test_stats(store, stores):
     result = cli(stores, "stats", "--json")
     assert result.exit_code == 0, result.output
     shown = json.loads(result.stdout)
-    assert [c["concern"] for c in shown["concerns"]] == ["chat", "app"]
+    assert [c["concern"] for c in shown["concerns"]] == list(CONCERNS)
     assert shown["concerns"][0]["usage_totals"]["input_tokens"] == 111
     text = cli(stores, "stats")
     assert text.exit_code == 0, text.output
