@@ -89,6 +89,10 @@ class Backend(ABC):
     def location(self, concern: str) -> str:
         """Where the concern lives, as shown to users (a file, or a server and schema)."""
 
+    def is_lost(self, conn: Connection) -> bool:
+        """True when the connection is dead (dropped by the server or the network)."""
+        return False
+
     def check_committable(self, frame: Frame) -> None:
         """Raise if the transaction can no longer commit (a dialect may know)."""
         return None  # SQLite keeps a transaction usable after a failed statement
@@ -138,9 +142,19 @@ class Backend(ABC):
             conn = self.checkout(concern)
             try:
                 conn.raw.execute(self.begin_sql)
-            except BaseException:
+            except BaseException as exc:
                 self.checkin(concern, conn, broken=True)
-                raise
+                if not (isinstance(exc, Exception) and self.is_lost(conn)):
+                    raise
+                # A pooled connection the server or the network had dropped: nothing was
+                # done yet, so one retry on a fresh connection is safe (checkin has made
+                # the pool test its other idle connections).
+                conn = self.checkout(concern)
+                try:
+                    conn.raw.execute(self.begin_sql)
+                except BaseException:
+                    self.checkin(concern, conn, broken=True)
+                    raise
             return Frame(concern, conn, None)
         except Exception as exc:
             error = self._translated(exc, concern)

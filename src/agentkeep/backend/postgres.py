@@ -103,10 +103,15 @@ class PostgresBackend(Backend):
         try:
             raw = self._pools[concern].getconn()
         except psycopg_pool.PoolTimeout as exc:
-            raise StoreBusy(f"no PostgreSQL connection free or reachable at "
-                            f"{self.config.describe()} within {self.config.busy_timeout:g} s"
-                            ) from exc
+            # The pool cannot tell "every connection busy" from "server unreachable";
+            # one direct connection attempt can, and only on this slow path.
+            self.probe()
+            raise StoreBusy(f"no PostgreSQL connection free at {self.config.describe()} "
+                            f"within {self.config.busy_timeout:g} s") from exc
         return PostgresConnection(raw)
+
+    def is_lost(self, conn: Connection) -> bool:
+        return conn.raw.broken or conn.raw.closed
 
     def checkin(self, concern: str, conn: Connection, *, broken: bool = False) -> None:
         raw = conn.raw
@@ -119,7 +124,14 @@ class PostgresBackend(Backend):
         if pool is None or pool.closed:
             raw.close()
             return
-        pool.putconn(raw)
+        lost = broken and self.is_lost(conn)
+        pool.putconn(raw)  # the pool discards a dead connection
+        if lost:
+            # When the server restarts, terminates our backends or the network drops,
+            # every idle connection of the pool is dead too, and each would fail one more
+            # call. Test them now (one round trip each) and replace the dead ones, so the
+            # next call works (tests/reliability/test_failing_storage.py).
+            pool.check()
 
     def close_pools(self) -> None:
         for pool in self._pools.values():

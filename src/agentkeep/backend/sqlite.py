@@ -157,5 +157,10 @@ class SqliteBackend(Backend):
             return StoreCorrupt(f"{path} is not a valid agentkeep database: {text}")
         if any(word in lowered for word in ("readonly", "unable to open", "disk i/o",
                                             "full", "read-only")):
+            # SQLite says "unable to open database file" for a read-only directory (it
+            # cannot create the -wal and -shm files): say what the user can fix.
+            if not os.access(self.home, os.W_OK):
+                return StoreUnavailable(f"{path}: {text} (the store directory {self.home} "
+                                        "is read-only)")
             return StoreUnavailable(f"{path}: {text}")
         return AgentkeepError(f"{path}: {text}")
