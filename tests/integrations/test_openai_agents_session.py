@@ -424,3 +424,20 @@ def test_runner_with_a_session_limit(store):
     reference = SQLiteSession("limited", session_settings=SessionSettings(limit=2))
     conversation(reference)
     assert dumps(run(session.get_items(limit=100))) == dumps(run(reference.get_items(limit=100)))
+
+
+def nested(depth):
+    value = "leaf"
+    for _ in range(depth):
+        value = {"down": [value]}
+    return value
+
+
+def test_deep_items(store, session):
+    deep = {"type": "deep", "value": nested(100)}  # deeper than agentkeep's JSON: kept as text
+    run(session.add_items([ITEMS[0], deep]))
+    assert run(session.get_items()) == [ITEMS[0], deep]
+    before = state(store)
+    with pytest.raises(agentkeep.InvalidInput, match=r"items\[0\]"):
+        run(session.add_items([{"type": "deeper", "value": nested(100_000)}]))
+    assert state(store) == before

@@ -27,33 +27,34 @@ from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 
 from ..aio import _call
-from ..chat.models import Message
 from ..chat.rules import check_usage
 from ..errors import Conflict, InvalidInput, NotFound
 from ._support import (
     MAX_NAME_LENGTH,
+    ExactCopy,
     NotSerialisable,
     SessionClosed,
+    append_prepared,
     arguments_of,
     check_session_id,
     clean_id,
     clean_name,
-    encode_exact,
     is_clean_text,
-    put_text,
+    prepare,
+    read_in_thread,
+    read_view,
     resolve_store,
     run_open,
-    take_text,
     text_of_blocks,
+    view_rows,
 )
 
 __all__ = ["AgentkeepChatMessageHistory", "NotSerialisable", "SessionClosed"]
 
-#: Metadata keys of a message written by this adapter: ``message_to_dict`` JSON and, when
-#: the text lives in the message's content instead, where to put it back.
-MESSAGE_KEY = "langchain_message"
-TEXT_KEY = "langchain_text"
-_TEXT_SLOTS = ("data.content", "data.content.0.text")
+#: ``message_to_dict`` of the message, exactly, in the metadata of its agentkeep message:
+#: ``langchain_message`` (or its JSON text in ``langchain_message_json``), its text's place
+#: in ``langchain_message_text``.
+_COPY = ExactCopy("langchain_message", ("data.content", "data.content.0.text"))
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool",
           "function": "tool"}
 _CHAT_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "ai": "assistant",
@@ -94,7 +95,7 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
 
     async def aget_messages(self) -> list[BaseMessage]:
         """Async :attr:`messages`."""
-        return await _call(run_open, self._store, self._messages)
+        return await read_in_thread(self._store, self._messages)
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append messages in one transaction, in order (commits); all or none are written.
@@ -104,12 +105,11 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
             NotSerialisable: a message holds a value JSON cannot (also a ``TypeError``, as
                 from LangChain's SQL history); nothing was written.
         """
-        run_open(self._store, self._add, _prepare(messages))
+        run_open(self._store, self._add, messages)
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Async :meth:`add_messages`."""
-        prepared = _prepare(messages)
-        await _call(run_open, self._store, self._add, prepared)
+        await _call(run_open, self._store, self._add, messages)
 
     def clear(self) -> None:
         """Delete the conversation for good (commits); a no-op when there is none."""
@@ -126,18 +126,21 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
 
     # --- sync bodies ----------------------------------------------------------------------
     def _messages(self) -> list[BaseMessage]:
-        try:
-            history = self._store.chat.history(self.session_id)
-        except NotFound:
-            return []
-        return messages_from_dict([_dict_of(message) for message in history])
+        rows = read_view(self._store.chat, self.session_id, None)
+        if rows is None:  # absent, empty, soft-deleted or branched
+            try:
+                rows = view_rows(self._store.chat.history(self.session_id))
+            except NotFound:
+                return []
+        return messages_from_dict([_dict_of(row) for row in rows])
 
-    def _add(self, messages: list[dict[str, Any]]) -> None:
-        if not messages:
+    def _add(self, messages: Sequence[BaseMessage]) -> None:
+        prepared = _prepare(messages)
+        if not prepared:
             return
         chat = self._store.chat
         try:
-            chat.append_many(self.session_id, messages)
+            append_prepared(chat, self.session_id, prepared)
             return
         except NotFound:
             pass
@@ -147,7 +150,7 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
             except Conflict:  # created meanwhile, or soft-deleted
                 pass
             try:
-                chat.append_many(self.session_id, messages)
+                append_prepared(chat, self.session_id, prepared)
             except NotFound:
                 raise Conflict(f"session {self.session_id!r} was deleted in agentkeep; restore "
                                "it (agentkeep sessions restore) or clear() first") from None
@@ -177,18 +180,14 @@ def _prepare(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
 
 def _message_of(message: BaseMessage, field: str) -> dict[str, Any]:
     """The agentkeep message fields for one LangChain message (its exact JSON in metadata)."""
-    exact = message_to_dict(message)
-    text, skeleton, slot = take_text(exact, _TEXT_SLOTS)
-    metadata = {MESSAGE_KEY: encode_exact(field, skeleton)}
-    if slot is not None:
-        metadata[TEXT_KEY] = slot
+    text, metadata = _COPY.encode(field, message_to_dict(message))
     kind = message.type.removesuffix("MessageChunk").lower()
     if kind == "chat":
         role = _CHAT_ROLES.get(getattr(message, "role", None), "assistant")
     else:
         role = _ROLES.get(kind, "assistant")
     fields: dict[str, Any] = {
-        "role": role, "metadata": metadata,
+        "role": role,
         "content": text if text is not None else text_of_blocks(message.content),
     }
     tool_calls = getattr(message, "tool_calls", None)
@@ -212,7 +211,7 @@ def _message_of(message: BaseMessage, field: str) -> dict[str, Any]:
             if is_clean_text(value) and 0 < len(value) <= MAX_NAME_LENGTH:
                 fields[name] = value
                 break
-    return fields
+    return prepare(field, fields, metadata)
 
 
 def _tool_call_part(call: dict[str, Any]) -> dict[str, Any]:
@@ -223,22 +222,18 @@ def _tool_call_part(call: dict[str, Any]) -> dict[str, Any]:
     return part
 
 
-def _dict_of(message: Message) -> dict[str, Any]:
-    """The ``message_to_dict`` form of a stored message; one written by other means as the
-    LangChain message of its role."""
-    metadata = message.metadata
-    encoded = metadata.get(MESSAGE_KEY)
-    if isinstance(encoded, str):
-        value = json.loads(encoded)
-        slot = metadata.get(TEXT_KEY)
-        if slot is not None:
-            put_text(value, slot, message.content)
+def _dict_of(row: tuple) -> dict[str, Any]:
+    """The ``message_to_dict`` form of a (content, metadata, role, parts) row; a message
+    written by other means as the LangChain message of its role."""
+    content, metadata, role, parts = row
+    found, value = _COPY.decode(metadata, content)
+    if found:
         return value
-    if message.role == "tool":
-        for part in message.parts:
+    if role == "tool":
+        for part in json.loads(parts) if parts and parts != "[]" else ():
             if part.get("type") == "tool_result":
-                return {"type": "tool", "data": {"content": message.content,
+                return {"type": "tool", "data": {"content": content,
                                                  "tool_call_id": part["call_id"]}}
-        return {"type": "chat", "data": {"content": message.content, "role": "tool"}}
-    kind = {"user": "human", "assistant": "ai", "system": "system"}[message.role]
-    return {"type": kind, "data": {"content": message.content}}
+        return {"type": "chat", "data": {"content": content, "role": "tool"}}
+    kind = {"user": "human", "assistant": "ai", "system": "system"}[role]
+    return {"type": kind, "data": {"content": content}}

@@ -33,31 +33,33 @@ from typing import Any
 from ..aio import _call
 from ..chat import sql as chat_sql
 from ..chat.models import Message
+from ..chat.store import NO_LIMIT
 from ..codec import now
 from ..errors import Conflict, InvalidInput, NotFound
 from ._support import (
+    ExactCopy,
     NotSerialisable,
     SessionClosed,
+    append_prepared,
     arguments_of,
     check_session_id,
     clean_id,
     clean_name,
     clean_text,
-    encode_exact,
-    put_text,
+    prepare,
+    read_in_thread,
+    read_view,
     resolve_store,
     run_open,
-    take_text,
     text_of_blocks,
+    view_rows,
 )
 
 __all__ = ["AgentkeepSession", "NotSerialisable", "SessionClosed"]
 
-#: Metadata keys of a message written by this adapter: the item's JSON and, when its
-#: main text lives in the message's content instead, where to put it back.
-ITEM_KEY = "openai_agents_item"
-TEXT_KEY = "openai_agents_text"
-_TEXT_SLOTS = ("content", "content.0.text", "output")
+#: The item, exactly, in the metadata of its message: ``openai_agents_item`` (or its JSON
+#: text in ``openai_agents_item_json``), its text's place in ``openai_agents_item_text``.
+_COPY = ExactCopy("openai_agents_item", ("content", "content.0.text", "output"))
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system",
           "developer": "system", "tool": "tool"}
 _HISTORY_MAXIMUM = 1_000_000  # the chat store's largest ``last``
@@ -130,7 +132,7 @@ class AgentkeepSession:
         if limit == 0:
             run_open(self._store, lambda: None)
             return []
-        return await _call(run_open, self._store, self._get_items, limit)
+        return await read_in_thread(self._store, self._get_items, limit)
 
     async def add_items(self, items: list[dict[str, Any]]) -> None:
         """Append items in one transaction, in order (commits); all or none are written.
@@ -146,8 +148,7 @@ class AgentkeepSession:
             return
         if isinstance(items, (str, bytes, dict)):
             raise InvalidInput("items", "must be a list of items")
-        messages = [_message_of(item, index) for index, item in enumerate(items)]
-        await _call(run_open, self._store, self._add_messages, messages)
+        await _call(run_open, self._store, self._add_items, items)
 
     async def pop_item(self) -> dict[str, Any] | None:
         """Remove the latest item and return it; None when the session is empty (commits).
@@ -167,23 +168,28 @@ class AgentkeepSession:
             self._store.close()
 
     # --- sync bodies, run in a worker thread ----------------------------------------------
-    def _get_items(self, limit: int | None) -> list[dict[str, Any]]:
+    def _get_items(self, limit: int | None) -> list[Any]:
         chat = self._store.chat
-        try:
-            if limit is None or limit > _HISTORY_MAXIMUM:
-                messages = chat.history(self.session_id)
-                if limit is not None:
-                    messages = messages[-limit:]
-            else:
-                messages = chat.history(self.session_id, last=limit)
-        except NotFound:
-            return []
-        return [_item_of(message) for message in messages]
+        if limit is not None and limit > NO_LIMIT:
+            limit = None
+        rows = read_view(chat, self.session_id, limit)
+        if rows is None:  # absent, empty, soft-deleted or branched by pop_item
+            try:
+                if limit is None or limit > _HISTORY_MAXIMUM:
+                    messages = chat.history(self.session_id)
+                    messages = messages[-limit:] if limit is not None else messages
+                else:
+                    messages = chat.history(self.session_id, last=limit)
+            except NotFound:
+                return []
+            rows = view_rows(messages)
+        return [_item_of(row) for row in rows]
 
-    def _add_messages(self, messages: list[dict[str, Any]]) -> None:
+    def _add_items(self, items: list[Any]) -> None:
+        messages = [_message_of(item, index) for index, item in enumerate(items)]
         chat = self._store.chat
         try:
-            chat.append_many(self.session_id, messages)
+            append_prepared(chat, self.session_id, messages)
             return
         except NotFound:
             pass
@@ -195,7 +201,7 @@ class AgentkeepSession:
             except Conflict:  # another task created it meanwhile, or it is soft-deleted
                 pass
             try:
-                chat.append_many(self.session_id, messages)
+                append_prepared(chat, self.session_id, messages)
             except NotFound:
                 raise Conflict(f"session {self.session_id!r} was deleted in agentkeep; restore "
                                "it (agentkeep sessions restore) or clear_session() first") \
@@ -213,7 +219,7 @@ class AgentkeepSession:
             message = Message(conn.one(chat_sql.SELECT_MESSAGE, (head_id,)))
             conn.run(chat_sql.UPDATE_SESSION_HEAD, (message.parent_id, head_depth - 1,
                                                     chat._time(now()), self.session_id))
-        return _item_of(message)
+        return _item_of(view_rows([message])[0])
 
     def _clear(self) -> None:
         try:
@@ -226,20 +232,12 @@ class AgentkeepSession:
 
 
 def _message_of(item: Any, index: int) -> dict[str, Any]:
-    """The agentkeep message fields for one SDK item (its exact JSON in the metadata)."""
+    """One SDK item as a prepared agentkeep message (its exact copy in the metadata)."""
     field = f"items[{index}]"
-    if not isinstance(item, dict):
-        encode_exact(field, item)  # a non-serialisable value gets the SDK store's TypeError
-        text, skeleton, slot = None, item, None
-    else:
-        text, skeleton, slot = take_text(item, _TEXT_SLOTS)
-    metadata = {ITEM_KEY: encode_exact(field, skeleton)}
-    if slot is not None:
-        metadata[TEXT_KEY] = slot
+    text, metadata = _COPY.encode(field, item)
     role, content, parts = _view(item)
-    if text is not None:
-        content = text
-    return {"role": role, "content": content, "parts": parts, "metadata": metadata}
+    return prepare(field, {"role": role, "content": content if text is None else text,
+                           "parts": parts}, metadata)
 
 
 def _view(item: Any) -> tuple[str, str, list[dict[str, Any]] | None]:
@@ -284,19 +282,17 @@ def _tool_result_parts(call_id: Any) -> list[dict[str, Any]] | None:
     return [{"type": "tool_result", "call_id": call_id}]
 
 
-def _item_of(message: Message) -> dict[str, Any]:
-    """The SDK item a message holds; a message written by other means as an input item."""
-    metadata = message.metadata
-    encoded = metadata.get(ITEM_KEY)
-    if isinstance(encoded, str):
-        item = json.loads(encoded)
-        slot = metadata.get(TEXT_KEY)
-        if slot is not None:
-            put_text(item, slot, message.content)
+def _item_of(row: tuple) -> Any:
+    """The SDK item of a (content, metadata, role, parts) row; a message written by other
+    means as an input item."""
+    content, metadata, role, parts = row
+    found, item = _COPY.decode(metadata, content)
+    if found:
         return item
-    for part in message.parts:
-        if message.role == "tool" and part.get("type") == "tool_result":
-            return {"type": "function_call_output", "call_id": part["call_id"],
-                    "output": message.content}
-    role = "assistant" if message.role == "tool" else message.role
-    return {"role": role, "content": message.content}
+    if role == "tool":
+        for part in json.loads(parts) if parts and parts != "[]" else ():
+            if part.get("type") == "tool_result":
+                return {"type": "function_call_output", "call_id": part["call_id"],
+                        "output": content}
+        role = "assistant"
+    return {"role": role, "content": content}
