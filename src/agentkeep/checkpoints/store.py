@@ -264,9 +264,10 @@ class CheckpointStore:
                 where=" WHERE " + " AND ".join(where) if where else "")
             size = PAGE_SIZE if remaining is None or wanted else min(remaining, PAGE_SIZE)
             with self._backend.read(CONCERN) as conn:
-                rows = conn.all(statement, (*params, *(cursor or ()), size))
+                page = conn.all(statement, (*params, *(cursor or ()), size))
+                rows = page
                 if wanted:
-                    rows = [row for row in rows
+                    rows = [row for row in page
                             if _matches(json.loads(row[7]) if row[7] else {}, wanted)]
                 if remaining is not None:
                     rows = rows[:remaining]
@@ -275,9 +276,9 @@ class CheckpointStore:
                 yield StoredCheckpoint((*row, writes.get(tuple(row[:3]), ())))
             if remaining is not None:
                 remaining -= len(rows)
-            if len(rows) == 0 or (not wanted and len(rows) < size):
+            if len(page) < size:
                 return
-            last = rows[-1]
+            last = page[-1]
             cursor = (last[2], last[0], last[1])
 
     def _page_writes(self, conn: Connection, keys: list[tuple]) -> dict[tuple, tuple]:
