@@ -353,6 +353,11 @@ ITEM = st.one_of(
     st.fixed_dictionaries({"type": st.sampled_from(["function_call", "function_call_output",
                                                     "reasoning", "message", "zzz_call"]),
                            "call_id": ANY_TEXT, "output": JSON, "arguments": ANY_TEXT}),
+    st.fixed_dictionaries({"type": st.sampled_from(["message", "reasoning", "new_kind"]),
+                           "content": st.lists(st.fixed_dictionaries(
+                               {"type": st.just("output_text"), "text": ANY_TEXT}),
+                               min_size=1, max_size=2),
+                           "summary": JSON}),
     st.dictionaries(ANY_TEXT, JSON, max_size=5),
 )
 
@@ -441,3 +446,11 @@ def test_deep_items(store, session):
     with pytest.raises(agentkeep.InvalidInput, match=r"items\[0\]"):
         run(session.add_items([{"type": "deeper", "value": nested(100_000)}]))
     assert state(store) == before
+
+
+def test_reasoning_with_content_and_summary(session):
+    item = {"type": "reasoning", "id": "rs_2",
+            "summary": [{"type": "summary_text", "text": "short"}],
+            "content": [{"type": "reasoning_text", "text": "the long reasoning"}]}
+    run(session.add_items([item]))
+    assert run(session.get_items()) == [item]

@@ -37,6 +37,25 @@ MAX_NAME_LENGTH = 1000
 _MISSING = object()
 _TOP_LEVEL = frozenset({"content", "output"})  # slots that are a key of the object itself
 _raw_decode = json.JSONDecoder().raw_decode
+_dump_strict = json.JSONEncoder(ensure_ascii=False, allow_nan=False,
+                                separators=(",", ":")).encode
+
+
+def _storable(field: str, value: Any, dumped: str) -> bool:
+    """Whether agentkeep's JSON rules (``dump_json``) accept ``value``, given its dump."""
+    if "\\u0000" in dumped:  # an escaped NUL (or a backslash before u0000: a false alarm)
+        return False
+    if not dumped.isascii():
+        try:
+            dumped.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate
+            return False
+    if dumped.count("[") + dumped.count("{") > 60:  # might be nested too deeply: look
+        try:
+            _check_json_value(field, value, 1)
+        except InvalidInput:
+            return False
+    return True
 
 
 class NotSerialisable(InvalidInput, TypeError):
@@ -193,6 +212,13 @@ def take_text(value: dict[str, Any], slots: tuple[str, ...]) -> tuple[str | None
     """
     for slot in slots:
         steps = _path(slot)
+        if len(steps) == 1:  # the common case, a key of the object itself
+            candidate = value.get(slot)
+            if is_clean_text(candidate):
+                skeleton = dict(value)
+                skeleton[slot] = None
+                return candidate, skeleton, slot
+            continue
         node: Any = value
         for step in steps[:-1]:
             if isinstance(step, int):
@@ -236,6 +262,8 @@ class ExactCopy:
     def __init__(self, prefix: str, slots: tuple[str, ...]) -> None:
         self.object_key, self.json_key = prefix, f"{prefix}_json"
         self.text_key, self.slots = f"{prefix}_text", slots
+        self._object_head, self._json_head = f'{{"{prefix}":', f'{{"{prefix}_json":'
+        self._tails = {None: "}", **{slot: f',"{prefix}_text":"{slot}"}}' for slot in slots}}
 
     def encode(self, field: str, value: Any) -> tuple[str | None, str]:
         """(the text moved to the content column or None, the message's metadata JSON).
@@ -245,14 +273,17 @@ class ExactCopy:
         """
         text, skeleton, slot = (take_text(value, self.slots) if isinstance(value, dict)
                                 else (None, value, None))
+        # The metadata JSON is put together as text around one C-speed dump (a Python walk
+        # of each copy cost a third of an import); what agentkeep's JSON cannot hold (NUL,
+        # lone surrogates, NaN, deep nesting) goes as the text json.dumps makes instead.
         try:
-            _check_json_value(field, skeleton, 1)  # what dump_json checks of a metadata value
-            metadata = {self.object_key: skeleton}
-        except InvalidInput:
-            metadata = {self.json_key: encode_exact(field, skeleton)}
-        if slot is not None:
-            metadata[self.text_key] = slot
-        return text, json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))
+            body = _dump_strict(skeleton)
+        except (TypeError, ValueError, RecursionError):
+            body = None
+        if body is not None and _storable(field, skeleton, body):
+            return text, self._object_head + body + self._tails[slot]
+        exact = json.dumps(encode_exact(field, skeleton))
+        return text, self._json_head + exact + self._tails[slot]
 
     def decode(self, metadata: str | None, content: str) -> tuple[bool, Any]:
         """(whether the metadata JSON holds a copy, the object as it was given)."""

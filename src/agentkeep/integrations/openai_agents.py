@@ -235,13 +235,15 @@ def _message_of(item: Any, index: int) -> dict[str, Any]:
     """One SDK item as a prepared agentkeep message (its exact copy in the metadata)."""
     field = f"items[{index}]"
     text, metadata = _COPY.encode(field, item)
-    role, content, parts = _view(item)
+    role, content, parts = _view(item, text)
+    # The copy's text is put back from the content column: it must be exactly that text.
     return prepare(field, {"role": role, "content": content if text is None else text,
                            "parts": parts}, metadata)
 
 
-def _view(item: Any) -> tuple[str, str, list[dict[str, Any]] | None]:
-    """(role, searchable text, parts) of an item as agentkeep shows it."""
+def _view(item: Any, text: str | None = None) -> tuple[str, str, list[dict[str, Any]] | None]:
+    """(role, searchable text, parts) of an item as agentkeep shows it; ``text``, when
+    given, is the item's main text, already found."""
     if not isinstance(item, dict):
         return "assistant", clean_text(item), None
     kind = item.get("type")
@@ -254,17 +256,19 @@ def _view(item: Any) -> tuple[str, str, list[dict[str, Any]] | None]:
                      for call in item["tool_calls"] if isinstance(call, dict)]
         elif role == "tool":
             parts = _tool_result_parts(item.get("tool_call_id"))
-        return _ROLES.get(role, "assistant"), text_of_blocks(item.get("content")), parts
+        content = text if text is not None else text_of_blocks(item.get("content"))
+        return _ROLES.get(role, "assistant"), content, parts
     if kind.endswith("_output"):
-        output = item.get("output")
-        text = output if isinstance(output, str) else text_of_blocks(output)
-        return "tool", clean_text(text), _tool_result_parts(item.get("call_id"))
+        if text is None:
+            output = item.get("output")
+            text = clean_text(output) if isinstance(output, str) else text_of_blocks(output)
+        return "tool", text, _tool_result_parts(item.get("call_id"))
     if kind.endswith("_call"):
         call_id = item.get("call_id", item.get("id"))
-        return "assistant", "", [_tool_call_part(call_id, item, default_name=kind)]
+        return "assistant", text or "", [_tool_call_part(call_id, item, default_name=kind)]
     if kind == "reasoning":
         return "assistant", text_of_blocks(item.get("summary")), None
-    return "assistant", text_of_blocks(item.get("content")), None
+    return "assistant", text if text is not None else text_of_blocks(item.get("content")), None
 
 
 def _tool_call_part(call_id: Any, call: Any, default_name: str = "function") -> dict[str, Any]:
