@@ -30,7 +30,8 @@ def test_the_expected_commands_exist():
     assert sorted(" ".join(path) for path, _ in COMMANDS) == sorted([
         "init", "demo", "migrate status", "migrate up", "migrate down", "migrate check",
         "sessions list", "sessions show", "sessions rm", "sessions restore", "search",
-        "stats", "check", "optimize", "prune", "backup", "restore", "export", "import"])
+        "stats", "check", "optimize", "prune", "backup", "restore", "export", "import",
+        "checkpoints threads", "checkpoints prune"])
 
 
 @pytest.mark.parametrize(("path", "command"), COMMANDS, ids=[" ".join(p) for p, _ in COMMANDS])

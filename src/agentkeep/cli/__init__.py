@@ -10,13 +10,25 @@ from __future__ import annotations
 
 import typer
 
-from . import backup, check, demo, init, maintenance, migrate, search, sessions, stats, transfer
+from . import (
+    backup,
+    check,
+    checkpoints,
+    demo,
+    init,
+    maintenance,
+    migrate,
+    search,
+    sessions,
+    stats,
+    transfer,
+)
 from .app import app
 
 __all__ = ["app", "main"]
 
 for _module in (init, demo, migrate, sessions, search, stats, check, maintenance, backup,
-                transfer):
+                transfer, checkpoints):
     _module.register(app)
 
 

@@ -50,7 +50,7 @@ class AgentkeepGroup(TyperGroup):
 
     #: The order of ``agentkeep --help`` (Typer would list the groups last).
     order = ("init", "demo", "migrate", "sessions", "search", "stats", "check", "optimize",
-             "prune", "backup", "restore", "export", "import")
+             "prune", "backup", "restore", "export", "import", "checkpoints")
 
     def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
@@ -210,7 +210,7 @@ def root(
         "$AGENTKEEP_URL.")] = None,
     schema_prefix: Annotated[str | None, typer.Option(
         "--schema-prefix", metavar="NAME", envvar=SCHEMA_PREFIX_ENV,
-        help="PostgreSQL schema prefix (schemas NAME_chat, NAME_app). Default: agentkeep.")
+        help="PostgreSQL schema prefix (schemas NAME_chat, NAME_app, ...). Default: agentkeep.")
     ] = None,
     debug: Annotated[bool, typer.Option(
         "--debug", help="Show the full traceback when a command fails.")] = False,
