@@ -454,3 +454,18 @@ def test_reasoning_with_content_and_summary(session):
             "content": [{"type": "reasoning_text", "text": "the long reasoning"}]}
     run(session.add_items([item]))
     assert run(session.get_items()) == [item]
+
+
+def test_agentkeep_tools_carry_the_items(stores, store, session, tmp_path):
+    """check is clean, and export → import into a new store keeps every item exactly."""
+    run(session.add_items(ITEMS + [{"type": "deep", "value": nested(100)}]))
+    cli(stores, "check")
+    cli(stores, "export", "-o", str(tmp_path / "all.jsonl"))
+    copy = agentkeep.open(tmp_path / "copy")
+    copy.close()
+    cli_copy = type(stores)("sqlite", tmp_path / "copy-factory")
+    cli_copy.home = tmp_path / "copy"
+    cli(cli_copy, "import", str(tmp_path / "all.jsonl"))
+    with agentkeep.open(tmp_path / "copy") as copied:
+        items = run(AgentkeepSession("conv-1", copied).get_items())
+    assert dumps(items) == dumps(ITEMS + [{"type": "deep", "value": nested(100)}])
