@@ -135,6 +135,7 @@ def test_the_conversation_is_an_agentkeep_conversation(stores, store, history):
     session = store.chat.get_session("conv-1")
     assert (session.input_tokens, session.output_tokens) == (42, 15)
     assert session.metadata == {"framework": "langchain"}
+    assert session.title == "Weather in Lisbon?"  # the first human message
     calls = store.chat.tool_calls("conv-1")
     assert [(c.name, c.input, c.status, c.result_message_id) for c in calls] == [
         ("get_weather", {"city": "Lisbon"}, "succeeded", messages[3].id)]

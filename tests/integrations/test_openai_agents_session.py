@@ -155,7 +155,9 @@ def test_the_conversation_is_an_agentkeep_conversation(stores, store, session):
         ("get_weather", "call_1", {"city": "Lisbon"}, "succeeded", history[6].id)]
     hits = store.chat.search("lisbon weather", session_id="conv-1")
     assert {hit.message.id for hit in hits} >= {history[4].id}
-    assert store.chat.get_session("conv-1").metadata == {"framework": "openai-agents"}
+    session_row = store.chat.get_session("conv-1")
+    assert session_row.metadata == {"framework": "openai-agents"}
+    assert session_row.title == "Weather in Lisbon?"  # the first user message
 
     shown = cli(stores, "sessions", "show", "conv-1")
     assert "Weather in Lisbon?" in shown and "get_weather" in shown

@@ -346,3 +346,12 @@ def view_rows(messages: list[Any]) -> list[tuple]:
     """The (content, metadata, role, parts) rows of message records, as read_view gives."""
     # A record keeps the row the driver returned: take the raw JSON, decoded once later.
     return [(m._row[6], m._row[15], m._row[5], m._row[7]) for m in messages]
+
+
+def title_of(prepared: list[dict[str, Any]]) -> str | None:
+    """A new session's title: the start of its first user message, on one line."""
+    for message in prepared:
+        if message["role"] == "user" and message["content"].strip():
+            text = " ".join(message["content"].split())
+            return text if len(text) <= 80 else text[:79] + "…"
+    return None

@@ -46,6 +46,7 @@ from ._support import (
     resolve_store,
     run_open,
     text_of_blocks,
+    title_of,
     view_rows,
 )
 
@@ -146,7 +147,8 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
             pass
         with chat.transaction():  # a failing first batch leaves no empty session behind
             try:
-                chat.create_session(id=self.session_id, metadata={"framework": "langchain"})
+                chat.create_session(id=self.session_id, title=title_of(prepared),
+                                    metadata={"framework": "langchain"})
             except Conflict:  # created meanwhile, or soft-deleted
                 pass
             try:

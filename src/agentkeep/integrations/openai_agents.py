@@ -52,6 +52,7 @@ from ._support import (
     resolve_store,
     run_open,
     text_of_blocks,
+    title_of,
     view_rows,
 )
 
@@ -197,7 +198,8 @@ class AgentkeepSession:
         # append in one transaction, so a failing batch leaves no empty session behind.
         with chat.transaction():
             try:
-                chat.create_session(id=self.session_id, metadata={"framework": "openai-agents"})
+                chat.create_session(id=self.session_id, title=title_of(messages),
+                                    metadata={"framework": "openai-agents"})
             except Conflict:  # another task created it meanwhile, or it is soft-deleted
                 pass
             try:
