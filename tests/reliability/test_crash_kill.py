@@ -38,7 +38,7 @@ pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 #: Kills of the writing child per backend (the issue asks for at least 50).
 KILLS = env_int("KILLS", 50)
 #: Kills during each of migration, backup, import and prune, per backend.
-OPERATION_KILLS = env_int("OPERATION_KILLS", 6)
+OPERATION_KILLS = env_int("OPERATION_KILLS", 10)
 #: The writer is killed after 0..MAX_REPORTS_BEFORE_KILL reported commits, plus a random
 #: 0..30 ms, so kills land before, during and between transactions.
 MAX_REPORTS_BEFORE_KILL = 30

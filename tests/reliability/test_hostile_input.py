@@ -27,8 +27,8 @@ from conftest import PG_URL
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
 #: Hypothesis examples per backend for the API and for the CLI.
-EXAMPLES = env_int("EXAMPLES", 300)
-CLI_EXAMPLES = env_int("CLI_EXAMPLES", 100)
+EXAMPLES = env_int("EXAMPLES", 1000)
+CLI_EXAMPLES = env_int("CLI_EXAMPLES", 300)
 BIG = 10 * 1024 * 1024  # the 10 MB strings
 
 SPECIAL_TEXT = [
