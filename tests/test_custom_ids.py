@@ -3,6 +3,7 @@
 import pytest
 
 import agentkeep
+from agentkeep.concerns import CONCERNS
 
 
 def test_caller_chosen_session_id(store):
@@ -51,7 +52,7 @@ def test_a_store_path_with_url_characters_is_used_as_it_is(tmp_path):
     home = tmp_path / "odd ?x=1 %41"
     with agentkeep.open(home) as store:
         store.settings.set("ui.theme", "dark")
-    assert sorted(p.name for p in home.glob("*.db")) == ["app.db", "chat.db"]
+    assert sorted(p.name for p in home.glob("*.db")) == sorted(f"{c}.db" for c in CONCERNS)
     assert not (tmp_path / "odd ").exists()
     with agentkeep.open(home, migrate=False) as store:
         assert store.settings.get("ui.theme") == "dark"
