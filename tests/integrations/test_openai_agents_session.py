@@ -471,3 +471,33 @@ def test_agentkeep_tools_carry_the_items(stores, store, session, tmp_path):
     with agentkeep.open(tmp_path / "copy") as copied:
         items = run(AgentkeepSession("conv-1", copied).get_items())
     assert dumps(items) == dumps(ITEMS + [{"type": "deep", "value": nested(100)}])
+
+
+def test_racing_first_batches_create_the_session_once(stores):
+    """Two stores (two processes' worth of connections) start the same new session at once."""
+    import threading
+
+    first, second = stores.open(), stores.open()
+    for round_number in range(10):
+        session_id = f"race-{round_number}"
+        barrier = threading.Barrier(2)
+        errors = []
+
+        def writer(store, name, session_id=session_id, barrier=barrier, errors=errors):
+            try:
+                barrier.wait()
+                run(AgentkeepSession(session_id, store).add_items(
+                    [{"role": "user", "content": f"{name} {i}"} for i in range(3)]))
+            except Exception as exc:  # noqa: BLE001 - collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=writer, args=(store, name))
+                   for store, name in ((first, "a"), (second, "b"))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        texts = [item["content"] for item in run(AgentkeepSession(session_id, first).get_items())]
+        assert sorted(texts) == sorted(f"{n} {i}" for n in "ab" for i in range(3))
+        assert texts[:3] in ([f"a {i}" for i in range(3)], [f"b {i}" for i in range(3)])

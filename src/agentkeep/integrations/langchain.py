@@ -28,13 +28,13 @@ from langchain_core.messages import BaseMessage, message_to_dict, messages_from_
 
 from ..aio import _call
 from ..chat.rules import check_usage
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound
 from ._support import (
     MAX_NAME_LENGTH,
     ExactCopy,
     NotSerialisable,
     SessionClosed,
-    append_prepared,
+    append_creating,
     arguments_of,
     check_session_id,
     clean_id,
@@ -46,7 +46,6 @@ from ._support import (
     resolve_store,
     run_open,
     text_of_blocks,
-    title_of,
     view_rows,
 )
 
@@ -137,25 +136,8 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
 
     def _add(self, messages: Sequence[BaseMessage]) -> None:
         prepared = _prepare(messages)
-        if not prepared:
-            return
-        chat = self._store.chat
-        try:
-            append_prepared(chat, self.session_id, prepared)
-            return
-        except NotFound:
-            pass
-        with chat.transaction():  # a failing first batch leaves no empty session behind
-            try:
-                chat.create_session(id=self.session_id, title=title_of(prepared),
-                                    metadata={"framework": "langchain"})
-            except Conflict:  # created meanwhile, or soft-deleted
-                pass
-            try:
-                append_prepared(chat, self.session_id, prepared)
-            except NotFound:
-                raise Conflict(f"session {self.session_id!r} was deleted in agentkeep; restore "
-                               "it (agentkeep sessions restore) or clear() first") from None
+        if prepared:
+            append_creating(self._store.chat, self.session_id, prepared, "langchain")
 
     def _clear(self) -> None:
         try:

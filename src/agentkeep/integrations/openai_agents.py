@@ -35,12 +35,12 @@ from ..chat import sql as chat_sql
 from ..chat.models import Message
 from ..chat.store import NO_LIMIT
 from ..codec import now
-from ..errors import Conflict, InvalidInput, NotFound
+from ..errors import InvalidInput, NotFound
 from ._support import (
     ExactCopy,
     NotSerialisable,
     SessionClosed,
-    append_prepared,
+    append_creating,
     arguments_of,
     check_session_id,
     clean_id,
@@ -52,7 +52,6 @@ from ._support import (
     resolve_store,
     run_open,
     text_of_blocks,
-    title_of,
     view_rows,
 )
 
@@ -188,26 +187,7 @@ class AgentkeepSession:
 
     def _add_items(self, items: list[Any]) -> None:
         messages = [_message_of(item, index) for index, item in enumerate(items)]
-        chat = self._store.chat
-        try:
-            append_prepared(chat, self.session_id, messages)
-            return
-        except NotFound:
-            pass
-        # The first items of this session (or the first since clear_session): create it and
-        # append in one transaction, so a failing batch leaves no empty session behind.
-        with chat.transaction():
-            try:
-                chat.create_session(id=self.session_id, title=title_of(messages),
-                                    metadata={"framework": "openai-agents"})
-            except Conflict:  # another task created it meanwhile, or it is soft-deleted
-                pass
-            try:
-                append_prepared(chat, self.session_id, messages)
-            except NotFound:
-                raise Conflict(f"session {self.session_id!r} was deleted in agentkeep; restore "
-                               "it (agentkeep sessions restore) or clear_session() first") \
-                    from None
+        append_creating(self._store.chat, self.session_id, messages, "openai-agents")
 
     def _pop_item(self) -> dict[str, Any] | None:
         chat = self._store.chat
