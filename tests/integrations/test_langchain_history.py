@@ -144,6 +144,15 @@ def test_the_conversation_is_an_agentkeep_conversation(stores, store, history):
     assert "Weather in Lisbon?" in shown and "get_weather" in shown
 
 
+def test_a_failed_tool_call(store, history):
+    history.add_messages([
+        AIMessage(content="", tool_calls=[{"name": "flaky", "args": {}, "id": "call_7"}]),
+        ToolMessage(content="timed out", tool_call_id="call_7", status="error"),
+    ])
+    [call] = store.chat.tool_calls("conv-1")
+    assert (call.name, call.status, call.error) == ("flaky", "failed", "timed out")
+
+
 def test_histories_are_separate(store):
     first = AgentkeepChatMessageHistory("a", store)
     second = AgentkeepChatMessageHistory("b", store)

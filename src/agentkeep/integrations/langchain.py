@@ -178,8 +178,10 @@ def _message_of(message: BaseMessage, field: str) -> dict[str, Any]:
     if tool_calls:
         fields["parts"] = [_tool_call_part(call) for call in tool_calls]
     elif kind == "tool" and clean_id(getattr(message, "tool_call_id", None)):
-        fields["parts"] = [{"type": "tool_result", "call_id": message.tool_call_id,
-                            "is_error": getattr(message, "status", None) == "error"}]
+        result = {"type": "tool_result", "call_id": message.tool_call_id}
+        if getattr(message, "status", None) == "error":  # the call failed with this text
+            result.update(is_error=True, output=fields["content"])
+        fields["parts"] = [result]
     usage = getattr(message, "usage_metadata", None)
     if usage:
         try:
