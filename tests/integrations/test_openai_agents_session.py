@@ -501,3 +501,18 @@ def test_racing_first_batches_create_the_session_once(stores):
         texts = [item["content"] for item in run(AgentkeepSession(session_id, first).get_items())]
         assert sorted(texts) == sorted(f"{n} {i}" for n in "ab" for i in range(3))
         assert texts[:3] in ([f"a {i}" for i in range(3)], [f"b {i}" for i in range(3)])
+
+
+def test_messages_written_by_other_means(store, session):
+    store.chat.create_session(id="conv-1")
+    store.chat.append("conv-1", "user", "typed elsewhere")
+    store.chat.append("conv-1", "tool", "a result", parts=[{"type": "tool_result",
+                                                            "call_id": "c1"}])
+    store.chat.append("conv-1", "tool", "no call id")
+    run(session.add_items([ITEMS[0]]))
+    assert run(session.get_items()) == [
+        {"role": "user", "content": "typed elsewhere"},
+        {"type": "function_call_output", "call_id": "c1", "output": "a result"},
+        {"role": "assistant", "content": "no call id"},
+        ITEMS[0]]
+    assert run(session.get_items(limit=1)) == [ITEMS[0]]

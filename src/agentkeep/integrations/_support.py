@@ -27,7 +27,6 @@ from typing import Any
 from ..chat import sql as chat_sql
 from ..chat import store as chat_store
 from ..chat.rules import prepare_message
-from ..chat.store import NO_LIMIT
 from ..codec import MAX_TEXT_LENGTH, _check_json_value, check_id, dump_json
 from ..errors import Conflict, InvalidInput, StoreClosed
 from ..store import Store
@@ -309,6 +308,32 @@ class ExactCopy:
         return True, value
 
 
+def decode_all(copy: ExactCopy, rows: list[tuple]) -> list[Any] | None:
+    """The objects of (content, metadata) rows, or None when a row holds no copy."""
+    # One loop with locals: loading a 20,000-message session is this loop.
+    object_key, json_key, text_key = copy.object_key, copy.json_key, copy.text_key
+    values = []
+    append = values.append
+    for content, metadata in rows:
+        try:
+            decoded = _raw_decode(metadata)[0]
+        except (TypeError, ValueError):  # None, or whitespace first (not written here)
+            return None
+        value = decoded.get(object_key, _MISSING)
+        if value is _MISSING:
+            if json_key not in decoded:
+                return None
+            value = json.loads(decoded[json_key])
+        slot = decoded.get(text_key)
+        if slot is not None:
+            if slot in _TOP_LEVEL:
+                value[slot] = content
+            else:
+                put_text(value, slot, content)
+        append(value)
+    return values
+
+
 def prepare(field: str, fields: dict[str, Any], metadata_json: str) -> dict[str, Any]:
     """A message validated by the chat rules, with metadata JSON already checked here."""
     try:
@@ -356,10 +381,12 @@ def _append_creating(chat: Any, session_id: str, prepared: list[dict[str, Any]],
 
 
 def read_view(chat: Any, session_id: str, last: int | None) -> list[tuple] | None:
-    """(content, metadata, role, parts) of the last ``last`` (or all) messages of a live
-    linear session, oldest first; None when the session is not that (use history())."""
+    """(content, metadata) of the last ``last`` (or all) messages of a live linear
+    session, oldest first; None when the session is not that (use history())."""
     with chat._read() as conn:
-        rows = conn.all(sql.RECENT_LINEAR, (session_id, NO_LIMIT if last is None else last))
+        if last is None:
+            return conn.all(sql.ALL_LINEAR, (session_id,)) or None
+        rows = conn.all(sql.RECENT_LINEAR, (session_id, last))
     if not rows:
         return None
     rows.reverse()
@@ -367,7 +394,7 @@ def read_view(chat: Any, session_id: str, last: int | None) -> list[tuple] | Non
 
 
 def view_rows(messages: list[Any]) -> list[tuple]:
-    """The (content, metadata, role, parts) rows of message records, as read_view gives."""
+    """The (content, metadata, role, parts) rows of message records."""
     # A record keeps the row the driver returned: take the raw JSON, decoded once later.
     return [(m._row[6], m._row[15], m._row[5], m._row[7]) for m in messages]
 

@@ -39,6 +39,7 @@ from ._support import (
     check_session_id,
     clean_id,
     clean_name,
+    decode_all,
     is_clean_text,
     prepare,
     read_in_thread,
@@ -127,12 +128,14 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
     # --- sync bodies ----------------------------------------------------------------------
     def _messages(self) -> list[BaseMessage]:
         rows = read_view(self._store.chat, self.session_id, None)
-        if rows is None:  # absent, empty, soft-deleted or branched
+        values = None if rows is None else decode_all(_COPY, rows)
+        if values is None:  # absent, empty, soft-deleted, branched, or written by other means
             try:
-                rows = view_rows(self._store.chat.history(self.session_id))
+                history = self._store.chat.history(self.session_id)
             except NotFound:
                 return []
-        return messages_from_dict([_dict_of(row) for row in rows])
+            values = [_dict_of(row) for row in view_rows(history)]
+        return messages_from_dict(values)
 
     def _add(self, messages: Sequence[BaseMessage]) -> None:
         prepared = _prepare(messages)

@@ -46,6 +46,7 @@ from ._support import (
     clean_id,
     clean_name,
     clean_text,
+    decode_all,
     prepare,
     read_in_thread,
     read_view,
@@ -173,17 +174,19 @@ class AgentkeepSession:
         if limit is not None and limit > NO_LIMIT:
             limit = None
         rows = read_view(chat, self.session_id, limit)
-        if rows is None:  # absent, empty, soft-deleted or branched by pop_item
-            try:
-                if limit is None or limit > _HISTORY_MAXIMUM:
-                    messages = chat.history(self.session_id)
-                    messages = messages[-limit:] if limit is not None else messages
-                else:
-                    messages = chat.history(self.session_id, last=limit)
-            except NotFound:
-                return []
-            rows = view_rows(messages)
-        return [_item_of(row) for row in rows]
+        items = None if rows is None else decode_all(_COPY, rows)
+        if items is not None:
+            return items
+        # Absent, empty, soft-deleted, branched by pop_item, or written by other means.
+        try:
+            if limit is None or limit > _HISTORY_MAXIMUM:
+                messages = chat.history(self.session_id)
+                messages = messages[-limit:] if limit is not None else messages
+            else:
+                messages = chat.history(self.session_id, last=limit)
+        except NotFound:
+            return []
+        return [_item_of(row) for row in view_rows(messages)]
 
     def _add_items(self, items: list[Any]) -> None:
         messages = [_message_of(item, index) for index, item in enumerate(items)]
