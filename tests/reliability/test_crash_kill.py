@@ -58,13 +58,18 @@ def read_reports(process, count: int) -> list[dict]:
     return reports
 
 
-def kill(process) -> list[dict]:
-    """SIGKILL the child; returns the complete reports it wrote before dying."""
+def kill(process, *, may_have_finished: bool = False) -> list[dict]:
+    """SIGKILL the child; returns the complete reports it wrote before dying.
+
+    With ``may_have_finished``, a child that ended on its own first (a one-shot operation
+    on a machine faster than when it was timed) is no error: ``process.returncode`` says.
+    """
     os.kill(process.pid, signal.SIGKILL)
     rest = process.stdout.read()
     process.wait()
-    process.stderr.read()
-    assert process.returncode == -signal.SIGKILL, process.returncode
+    errors = process.stderr.read().decode()
+    if not (may_have_finished and process.returncode == 0):
+        assert process.returncode == -signal.SIGKILL, (process.returncode, errors[-2000:])
     reports = []
     for line in rest.split(b"\n"):
         try:
@@ -155,13 +160,17 @@ def measured(process, until: str = "done") -> float:
 def test_kill_during_migration(stores, request, tmp_path):
     rng = random.Random(SEED)
     duration = measured(child("crash_child.py", "migrate", *target_args(stores)))
-    for attempt in range(OPERATION_KILLS):
+    kills = attempt = 0
+    while kills < OPERATION_KILLS:
+        attempt += 1
+        assert attempt <= 3 * OPERATION_KILLS, "the migration always finished before the kill"
         fresh = StoreFactory(stores.backend, tmp_path / f"migrate{attempt}")
         try:
             process = child("crash_child.py", "migrate", *target_args(fresh))
             read_reports(process, 1)
             time.sleep(rng.uniform(0, duration))
-            kill(process)
+            kill(process, may_have_finished=True)
+            kills += process.returncode == -signal.SIGKILL
             with fresh.open() as store:  # migrates what the kill left, or finds it done
                 assert_sound(fresh, store)
                 session = store.chat.create_session(title="after the kill")
@@ -231,14 +240,18 @@ def test_kill_during_import(stores, request, tmp_path):
                                   str(export)))
     finally:
         fresh.cleanup()
-    for attempt in range(OPERATION_KILLS):
+    kills = attempt = 0
+    while kills < OPERATION_KILLS:
+        attempt += 1
+        assert attempt <= 3 * OPERATION_KILLS, "the import always finished before the kill"
         fresh = StoreFactory(stores.backend, tmp_path / f"import{attempt}")
         try:
             fresh.open().close()
             process = child("crash_child.py", "import", *target_args(fresh), str(export))
             read_reports(process, 1)
             time.sleep(rng.uniform(0, duration))
-            kill(process)
+            kill(process, may_have_finished=True)
+            kills += process.returncode == -signal.SIGKILL
             with fresh.open() as store:
                 assert_sound(fresh, store)
                 # One transaction per concern: all of the file's sessions or none.
@@ -256,7 +269,10 @@ def test_kill_during_import(stores, request, tmp_path):
 def test_kill_during_prune(stores, request):
     rng = random.Random(SEED)
     duration = None
-    for attempt in range(OPERATION_KILLS + 1):
+    kills = attempt = 0
+    while kills < OPERATION_KILLS:
+        attempt += 1
+        assert attempt <= 3 * OPERATION_KILLS, "the prune always finished before the kill"
         with stores.open() as store:
             doomed = fill(store, 24, 8, tag=f"p{attempt}-")
             for session_id in doomed:
@@ -268,7 +284,8 @@ def test_kill_during_prune(stores, request):
             continue
         read_reports(process, 1)
         time.sleep(rng.uniform(0, duration))
-        kill(process)
+        kill(process, may_have_finished=True)
+        kills += process.returncode == -signal.SIGKILL
         with stores.open() as store:
             assert_sound(stores, store)
             stored = dict(raw_rows(stores, "SELECT session_id, count(*) FROM messages "
