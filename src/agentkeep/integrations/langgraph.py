@@ -13,6 +13,19 @@ same calls in worker threads (``AsyncStore``), so the event loop never waits on 
 database. Beyond LangGraph's interface the saver offers retention (:meth:`retain`) and
 :meth:`threads`, which are also ``store.checkpoints.prune`` and ``.threads``.
 
+The conversation is also kept as an agentkeep chat session (the *chat view*): when a root
+checkpoint (namespace ``""``) holds a ``messages`` channel of LangChain messages (the
+``MessagesState`` convention; ``messages_channel=`` names another, ``None`` turns the view
+off), the messages not yet mirrored are appended to the chat session whose id is the
+thread id, mapped as :class:`~agentkeep.integrations.langchain.AgentkeepChatMessageHistory`
+maps them, so ``store.chat.history(thread_id)``, search and ``agentkeep sessions show``
+see the graph's conversation. Each mirrored message keeps its LangChain id in its metadata
+(``langgraph_message_id``); a checkpoint whose list is the same as, or a prefix of, what
+is mirrored changes nothing, and one that diverges (time travel, ``RemoveMessage``) adds
+a branch at the common prefix and makes it the active one. The checkpoint is the source
+of truth: a failed view write is logged (logger ``agentkeep.integrations.langgraph``) and
+caught up by the next put of the thread, or by :meth:`AgentkeepSaver.mirror_chat`.
+
 Thread ids are strings; an int or UUID thread id is stored as its text, as LangGraph's
 own SQLite and PostgreSQL savers do. A bad argument (an empty thread id, a config without
 ``configurable``, a negative ``limit``, metadata JSON cannot hold) raises
@@ -21,6 +34,9 @@ own SQLite and PostgreSQL savers do. A bad argument (an empty thread id, a confi
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import os
 import random
 import uuid
@@ -28,6 +44,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
+from langchain_core.messages import BaseMessage, message_to_dict
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -40,16 +57,21 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from ..aio import AsyncStore
+from ..aio import AsyncStore, _call
+from ..chat import sql as chat_sql
+from ..chat import store as chat_store
 from ..checkpoints.models import CheckpointPruneResult, CheckpointThread, StoredCheckpoint
 from ..codec import check_id
-from ..errors import InvalidInput
+from ..errors import Conflict, InvalidInput, NotFound
 from ..store import Store
 from ..store import open as open_store
+from ._support import clean_id, title_of
+from .langchain import _message_of
 
 __all__ = ["AgentkeepSaver"]
 
 STRATEGIES = ("keep_latest", "delete")
+logger = logging.getLogger(__name__)
 
 
 # --- reading LangGraph's configs -------------------------------------------------------------
@@ -129,13 +151,25 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         path_or_url: a store directory or ``postgresql://`` URL to open (default: the home
             store); the saver closes what it opened in :meth:`close`.
         serde: LangGraph's serializer (default: its ``JsonPlusSerializer``).
+        messages_channel: the channel of root checkpoints mirrored to the thread's chat
+            session (the chat view); None turns the view off.
         **options: options of :func:`agentkeep.open` when the saver opens the store.
+
+    Raises:
+        InvalidInput: both a store and where to open one, or a bad ``messages_channel``.
     """
 
     def __init__(self, store: Any = None, *, path_or_url: Any = None,
-                 serde: SerializerProtocol | None = None, **options: Any) -> None:
+                 serde: SerializerProtocol | None = None,
+                 messages_channel: str | None = "messages", **options: Any) -> None:
+        if messages_channel is not None and (not isinstance(messages_channel, str)
+                                             or not messages_channel):
+            raise InvalidInput("messages_channel", "must be a channel name or None")
         super().__init__(serde=serde)
         self.store, self._owns_store = _resolve(store, path_or_url, options)
+        self.messages_channel = messages_channel
+        self._view = None if messages_channel is None else _ChatView(self.store,
+                                                                     messages_channel)
         self._checkpoints = self.store.checkpoints
         async_store = store if isinstance(store, AsyncStore) else AsyncStore(self.store)
         self._async_checkpoints = async_store.checkpoints
@@ -260,6 +294,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         """Store a checkpoint (commits); the config that names it."""
         arguments, returned = self._put_args(config, checkpoint, metadata)
         self._checkpoints.put(**arguments)
+        self._mirror_logged(arguments, checkpoint)
         return returned
 
     def put_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
@@ -268,8 +303,10 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         self._checkpoints.put_writes(**self._writes_args(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:
-        """Delete every checkpoint and write of the thread (commits)."""
-        self._checkpoints.delete_thread(_text_id("thread_id", thread_id))
+        """Delete every checkpoint and write of the thread, and its chat view (commits)."""
+        thread_id = _text_id("thread_id", thread_id)
+        self._checkpoints.delete_thread(thread_id)
+        _purge_view(self.store, thread_id, self._view)
 
     def delete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) these runs made (commits)."""
@@ -278,11 +315,57 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
     def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy a thread's checkpoints and writes to a new thread id (commits).
 
+        The target's chat view is built from its newest root checkpoint (the active
+        conversation; earlier branches of the source's view are not copied).
+
         Raises:
             agentkeep.Conflict: the target thread already has checkpoints.
         """
-        self._checkpoints.copy_thread(_text_id("source_thread_id", source_thread_id),
-                                      _text_id("target_thread_id", target_thread_id))
+        target = _text_id("target_thread_id", target_thread_id)
+        self._checkpoints.copy_thread(_text_id("source_thread_id", source_thread_id), target)
+        self._rebuild_logged(target)
+
+    def mirror_chat(self, thread_id: str) -> int:
+        """Bring the thread's chat view up to date with its newest root checkpoint
+        (commits): for threads stored before the view existed, or after a failed view
+        write. Returns how many messages it appended.
+
+        Raises:
+            InvalidInput: the view is off (``messages_channel=None``), or a message in the
+                channel is not a LangChain message.
+            agentkeep.Conflict: the chat session was deleted in agentkeep (restore it).
+        """
+        thread_id = _text_id("thread_id", thread_id)
+        if self._view is None:
+            raise InvalidInput("messages_channel", "the chat view is off for this saver")
+        stored = self._checkpoints.get(thread_id, checkpoint_ns="")
+        if stored is None:
+            return 0
+        return self._view.mirror(thread_id, self.serde.loads_typed((stored.type, stored.data)),
+                                 strict=True)
+
+    # --- the chat view -------------------------------------------------------------------
+    def _mirror_logged(self, arguments: dict[str, Any], checkpoint: Checkpoint) -> None:
+        """Mirror a stored checkpoint's messages; a failure is logged, never raised (the
+        checkpoint is stored, and the next put of the thread catches the view up)."""
+        if self._view is None or arguments["checkpoint_ns"] != "":
+            return
+        thread_id = arguments["thread_id"]
+        try:
+            self._view.mirror(thread_id, checkpoint)
+        except Exception:  # noqa: BLE001 - the view is derived; the checkpoint is stored
+            self._view.forget(thread_id)
+            logger.warning("agentkeep: the chat view of LangGraph thread %r was not updated "
+                           "(the checkpoint is stored; the next put retries)", thread_id,
+                           exc_info=True)
+
+    def _rebuild_logged(self, thread_id: str) -> None:
+        if self._view is None:
+            return
+        stored = self._checkpoints.get(thread_id, checkpoint_ns="")
+        if stored is not None:
+            self._mirror_logged({"thread_id": thread_id, "checkpoint_ns": ""},
+                                self.serde.loads_typed((stored.type, stored.data)))
 
     def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         """Keep only the newest checkpoint of each namespace of these threads
@@ -294,6 +377,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         with self._checkpoints.transaction():
             for thread_id in threads:
                 self._checkpoints.delete_thread(thread_id)
+        for thread_id in threads:
+            _purge_view(self.store, thread_id, self._view)
 
     def retain(self, *, keep_last: int | None = None, older_than: timedelta | str | None = None,
                thread_ids: Sequence[str] | None = None,
@@ -326,6 +411,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
                    metadata: CheckpointMetadata, new_versions: ChannelVersions) -> RunnableConfig:
         arguments, returned = self._put_args(config, checkpoint, metadata)
         await self._async_checkpoints.put(**arguments)
+        if self._view is not None and arguments["checkpoint_ns"] == "":
+            await _call(self._mirror_logged, arguments, checkpoint)
         return returned
 
     async def aput_writes(self, config: RunnableConfig, writes: Sequence[tuple[str, Any]],
@@ -334,15 +421,22 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
             **self._writes_args(config, writes, task_id, task_path))
 
     async def adelete_thread(self, thread_id: str) -> None:
-        await self._async_checkpoints.delete_thread(_text_id("thread_id", thread_id))
+        thread_id = _text_id("thread_id", thread_id)
+        await self._async_checkpoints.delete_thread(thread_id)
+        await _call(_purge_view, self.store, thread_id, self._view)
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         await self._async_checkpoints.delete_runs(self._run_ids(run_ids))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        target = _text_id("target_thread_id", target_thread_id)
         await self._async_checkpoints.copy_thread(
-            _text_id("source_thread_id", source_thread_id),
-            _text_id("target_thread_id", target_thread_id))
+            _text_id("source_thread_id", source_thread_id), target)
+        await _call(self._rebuild_logged, target)
+
+    async def amirror_chat(self, thread_id: str) -> int:
+        """Async :meth:`mirror_chat`."""
+        return await _call(self.mirror_chat, thread_id)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
         threads = self._prune_args(thread_ids, strategy)
@@ -352,6 +446,8 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         async with self._async_checkpoints.transaction():
             for thread_id in threads:
                 await self._async_checkpoints.delete_thread(thread_id)
+        for thread_id in threads:
+            await _call(_purge_view, self.store, thread_id, self._view)
 
     async def aretain(self, *, keep_last: int | None = None,
                       older_than: timedelta | str | None = None,
@@ -373,3 +469,169 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         else:
             current_version = int(current.split(".")[0])
         return f"{current_version + 1:032}.{random.random():016}"
+
+
+# --- the chat view: a root checkpoint's messages as an agentkeep chat session ----------------
+
+#: Every mirrored message's metadata starts with its key, so reading the keys back needs no
+#: decoding of the exact copy that follows (``_support.ExactCopy``; it ignores this key).
+_KEY_HEAD = '{"langgraph_message_id":'
+_raw_decode = json.JSONDecoder().raw_decode
+#: Threads whose mirrored branch a saver remembers (a put reads only the session's head).
+_REMEMBERED_THREADS = 1024
+
+
+def _key_of_message(message: BaseMessage) -> str:
+    """What a mirrored message is known by: its LangChain id, or (rare: LangGraph's
+    ``add_messages`` gives every message one) a hash of the message."""
+    if clean_id(message.id) is not None:
+        return message.id  # type: ignore[return-value]
+    dumped = json.dumps(message_to_dict(message), sort_keys=True, default=repr)
+    return "sha256:" + hashlib.sha256(dumped.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _key_of_row(metadata: str | None) -> str | None:
+    """The key of a stored message, or None for one the view did not write."""
+    if metadata and metadata.startswith(_KEY_HEAD):
+        try:
+            key = _raw_decode(metadata, len(_KEY_HEAD))[0]
+        except ValueError:
+            return None
+        return key if isinstance(key, str) else None
+    return None
+
+
+def _common_prefix(first: Sequence[Any], second: Sequence[Any]) -> int:
+    length = min(len(first), len(second))
+    if first[:length] == second[:length]:  # the usual case, compared at C speed
+        return length
+    return next(i for i in range(length) if first[i] != second[i])
+
+
+def _purge_view(store: Store, thread_id: str, view: _ChatView | None) -> None:
+    """Purge the thread's chat session if the view made it (commits)."""
+    if view is not None:
+        view.forget(thread_id)
+    chat = store.chat
+    with chat.transaction():
+        try:
+            session = chat.get_session(thread_id, include_deleted=True)
+        except NotFound:
+            return
+        if isinstance(session.metadata, dict) and \
+                session.metadata.get("framework") == "langgraph":
+            chat.purge_session(thread_id)
+
+
+class _ChatView:
+    """Mirrors root checkpoints' messages into the chat session named by the thread id."""
+
+    def __init__(self, store: Store, channel: str) -> None:
+        self.chat = store.chat
+        self.channel = channel
+        # thread id -> (head id, message ids, keys) of the session's active branch, valid
+        # while the session's head is that id (checked by one read per put).
+        self._known: dict[str, tuple[str | None, list[str], list[str | None]]] = {}
+
+    def forget(self, thread_id: str) -> None:
+        self._known.pop(thread_id, None)
+
+    def _messages(self, checkpoint: Any) -> list[BaseMessage] | None:
+        values = checkpoint.get("channel_values") if isinstance(checkpoint, Mapping) else None
+        messages = values.get(self.channel) if isinstance(values, Mapping) else None
+        if not isinstance(messages, (list, tuple)):
+            return None  # no such channel in this graph's state: nothing to mirror
+        for index, message in enumerate(messages):
+            if not isinstance(message, BaseMessage):
+                raise InvalidInput(f"channel_values[{self.channel!r}][{index}]",
+                                   f"must be a LangChain message, got "
+                                   f"{type(message).__name__}; pass messages_channel=None "
+                                   f"to turn the chat view off")
+        return list(messages)
+
+    def mirror(self, thread_id: str, checkpoint: Any, *, strict: bool = False) -> int:
+        """Append the checkpoint's messages not yet mirrored (commits); how many.
+
+        A session deleted in agentkeep is left alone (``strict``: Conflict).
+        """
+        messages = self._messages(checkpoint)
+        if not messages:
+            return 0
+        keys = [_key_of_message(message) for message in messages]
+        # The cheap path, every put: one read of the session row, nothing new to write.
+        try:
+            session = self.chat.get_session(thread_id, include_deleted=True)
+        except NotFound:
+            session = None
+        if session is not None:
+            if session.status == "deleted":
+                return self._deleted(thread_id, strict)
+            known = self._known.get(thread_id)
+            if known is not None and known[0] == session.head_id and \
+                    _common_prefix(known[2], keys) == len(keys):
+                return 0
+        try:
+            return self._write(thread_id, messages, keys, strict)
+        except Conflict:
+            if session is not None:
+                raise
+            # PostgreSQL: another process created the session first (its unique key
+            # said so and rolled this transaction back): mirror against its session.
+            return self._write(thread_id, messages, keys, strict)
+
+    def _write(self, thread_id: str, messages: list[BaseMessage], keys: list[str],
+               strict: bool) -> int:
+        chat = self.chat
+        with chat._write() as conn:
+            # Under the session row's lock (PostgreSQL; SQLite's BEGIN IMMEDIATE holds the
+            # file's) the head is current: other writers of the thread wait here.
+            row = conn.one(chat_sql.SESSION_FOR_APPEND[chat._dialect], (thread_id,))
+            if row is not None and row[0] == "deleted":
+                return self._deleted(thread_id, strict)
+            head_id = None if row is None else row[1]
+            known = self._known.get(thread_id)
+            if known is None or known[0] != head_id:
+                known = (head_id, [], []) if head_id is None else self._load(thread_id, head_id)
+            _, ids, mirrored = known
+            start = _common_prefix(mirrored, keys)
+            if start == len(keys):
+                self._remember(thread_id, known)
+                return 0
+            prepared = []
+            for index in range(start, len(messages)):
+                fields = _message_of(messages[index], f"{self.channel}[{index}]")
+                fields["metadata_json"] = (f"{_KEY_HEAD}{json.dumps(keys[index])},"
+                                           f"{fields['metadata_json'][1:]}")
+                prepared.append(fields)
+            if row is None:
+                values = chat._session_fields(
+                    title=title_of(prepared), provider=None, model=None, system_prompt=None,
+                    generation=None, metadata={"framework": "langgraph"})
+                chat._insert_session(conn, values, None, None, thread_id)
+            # Diverged (time travel, RemoveMessage): a branch from the common prefix.
+            parent = (chat_store._HEAD if start == len(mirrored)
+                      else ids[start - 1] if start else None)
+            written = chat._append_rows(conn, thread_id, prepared, parent)
+        new_ids = ids[:start] + [message.id for message in written]
+        self._remember(thread_id, (new_ids[-1], new_ids, keys))
+        return len(written)
+
+    def _load(self, thread_id: str, head_id: str) -> tuple[str, list[str], list[str | None]]:
+        """The active branch's ids and keys (inside the write transaction)."""
+        history = self.chat.history(thread_id)
+        # A record keeps the row the driver returned; column 15 is the metadata JSON text.
+        return (head_id, [message.id for message in history],
+                [_key_of_row(message._row[15]) for message in history])
+
+    def _remember(self, thread_id: str, known: tuple[Any, list[str], list[Any]]) -> None:
+        self._known.pop(thread_id, None)
+        if len(self._known) >= _REMEMBERED_THREADS:
+            self._known.pop(next(iter(self._known)))
+        self._known[thread_id] = known
+
+    def _deleted(self, thread_id: str, strict: bool) -> int:
+        self.forget(thread_id)
+        if strict:
+            raise Conflict(f"session {thread_id!r} was deleted in agentkeep; restore it "
+                           "(agentkeep sessions restore) to mirror the thread again")
+        return 0
