@@ -101,6 +101,22 @@ def test_putting_checkpoints_again_does_not_duplicate(stores):
     assert view(store)[4:] == [("user", "thanks"), ("assistant", "I have seen 5 messages.")]
 
 
+def test_savers_of_several_processes_do_not_duplicate(stores):
+    # Two savers on two stores are two processes: each remembers what it mirrored.
+    first, second = AgentkeepSaver(stores.open()), AgentkeepSaver(stores.open())
+    turn = [HumanMessage("one", id="m1"), AIMessage("two", id="m2")]
+    more = [*turn, HumanMessage("three", id="m3"), AIMessage("four", id="m4")]
+    put_messages(first, "t", turn)
+    put_messages(second, "t", more)
+    put_messages(first, "t", more)  # what it remembers is stale: the head moved
+    put_messages(first, "t", [*more, HumanMessage("five", id="m5")])
+    put_messages(second, "t", more)
+    store = stores.open()
+    assert [m.content for m in store.chat.history("t")] == ["one", "two", "three", "four",
+                                                            "five"]
+    assert len(store.chat.branches("t")) == 1
+
+
 def test_messages_without_ids_are_not_duplicated(store):
     saver = AgentkeepSaver(store)
     first = [HumanMessage("hi there"), AIMessage("hello")]
