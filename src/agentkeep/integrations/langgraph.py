@@ -37,7 +37,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import random
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -64,8 +63,7 @@ from ..checkpoints.models import CheckpointPruneResult, CheckpointThread, Stored
 from ..codec import check_id
 from ..errors import Conflict, InvalidInput, NotFound
 from ..store import Store
-from ..store import open as open_store
-from ._support import clean_id, title_of
+from ._support import clean_id, resolve_store, title_of
 from .langchain import _message_of
 
 __all__ = ["AgentkeepSaver"]
@@ -127,21 +125,6 @@ def _config(thread_id: Any, namespace: str, checkpoint_id: str) -> RunnableConfi
                              "checkpoint_id": checkpoint_id}}
 
 
-def _resolve(store: Any, path_or_url: Any, options: dict[str, Any]) -> tuple[Store, bool]:
-    """(the sync store, whether the saver opened it and so closes it)."""
-    if store is not None:
-        if path_or_url is not None or options:
-            raise InvalidInput("store", "give an open store or where to open one, not both")
-        sync = store.sync if isinstance(store, AsyncStore) else store
-        if not isinstance(sync, Store):
-            raise InvalidInput("store", f"must be an agentkeep Store or AsyncStore, got "
-                                        f"{type(store).__name__}")
-        return sync, False
-    if path_or_url is not None and not isinstance(path_or_url, (str, os.PathLike)):
-        raise InvalidInput("path_or_url", "must be a directory path or a postgresql:// URL")
-    return open_store(path_or_url, **options), True
-
-
 class AgentkeepSaver(BaseCheckpointSaver[str]):
     """A LangGraph checkpointer that keeps checkpoints in an agentkeep store.
 
@@ -166,7 +149,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
                                              or not messages_channel):
             raise InvalidInput("messages_channel", "must be a channel name or None")
         super().__init__(serde=serde)
-        self.store, self._owns_store = _resolve(store, path_or_url, options)
+        self.store, self._owns_store = resolve_store(store, path_or_url, options)
         self.messages_channel = messages_channel
         self._view = None if messages_channel is None else _ChatView(self.store,
                                                                      messages_channel)
