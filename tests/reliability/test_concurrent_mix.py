@@ -8,6 +8,7 @@ session's sequence numbers stay gapless and unique, and the counters stay exact.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
 from collections import Counter
@@ -79,6 +80,7 @@ def test_processes_and_threads_race(stores, request):
 
 def test_async_tasks_never_block_the_loop(stores, request):
     lags: list[float] = []
+    loop_cpu: list[float] = []  # CPU time the loop's own thread used in each tick
     errors: list[str] = []
 
     async def main():
@@ -89,9 +91,10 @@ def test_async_tasks_never_block_the_loop(stores, request):
 
         async def watch():
             while running:
-                started = time.perf_counter()
+                started, cpu = time.perf_counter(), time.thread_time()
                 await asyncio.sleep(0.005)
                 lags.append(time.perf_counter() - started - 0.005)
+                loop_cpu.append(time.thread_time() - cpu)
 
         async def task(number):
             session_id = sessions[number % len(sessions)]
@@ -114,15 +117,27 @@ def test_async_tasks_never_block_the_loop(stores, request):
         await store.close()
         return total
 
-    total = asyncio.run(main())
+    # A full garbage collection of the heap earlier tests left in this process (hypothesis
+    # alone leaves hundreds of MB) holds the GIL in whichever worker thread triggers it and
+    # stalled the loop by up to 650 ms while the loop's own thread ran 1 ms. That heap is
+    # not agentkeep's: set it aside for the measurement (what the test allocates is still
+    # collected as usual).
+    gc.collect()
+    gc.freeze()
+    try:
+        total = asyncio.run(main())
+    finally:
+        gc.unfreeze()
     record(request.config, "race: async", stores.backend, operations_raced=TASKS * 7,
            errors_surfaced=len(errors), rows_lost=TASKS * 4 - total)
     assert errors == []
     assert total == TASKS * 4
     assert broken_invariants(stores) == {}
     assert len(lags) > 10
-    print(f"event loop: {len(lags)} ticks, max lag {max(lags) * 1000:.1f} ms")
-    assert max(lags) < MAX_LOOP_LAG, f"the loop stalled {max(lags) * 1000:.0f} ms"
+    worst = lags.index(max(lags))
+    assert max(lags) < MAX_LOOP_LAG, (
+        f"the loop stalled {max(lags) * 1000:.0f} ms (its thread ran "
+        f"{loop_cpu[worst] * 1000:.0f} ms of that; {len(lags)} ticks)")
 
 
 # --- regression: opening a new store from many processes lost commits -----------------
