@@ -59,6 +59,13 @@ CASES = {
     "a line that is not JSON": (
         lambda ls: [*ls[:4], b'{"kind": "chat.messages", "v": 1, "row": {\n', *ls[5:]],
         lambda ls: 4, "is not JSON"),
+    "a line nested too deeply for the JSON parser": (
+        lambda ls: [*ls[:4], b'{"kind": "chat.messages", "v": 1, "row": '
+                    + b"[" * 100_000 + b"]" * 100_000 + b"}\n", *ls[5:]],
+        lambda ls: 4, "nested too deeply"),
+    "a kind nested deeply": (
+        lambda ls: edit(ls, 3, lambda r: r.update(kind=[[[[[[[[[["x"]]]]]]]]]])),
+        lambda ls: 3, "unknown record kind [[[["),
     "an unknown kind": (
         lambda ls: edit(ls, 3, lambda r: r.update(kind="chat.unicorns")),
         lambda ls: 3, "unknown record kind 'chat.unicorns'"),

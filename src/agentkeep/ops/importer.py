@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from ..codec import check_text, dump_json
+from ..codec import check_text, dump_json, shown
 from ..concerns import CONCERNS
 from ..errors import AgentkeepError, Conflict, InvalidInput
 from ..migrations import known_revisions
@@ -148,7 +148,7 @@ def _converter(kind: str, nullable: bool, dialect: str, careful: bool) -> Any:
                         return value if dialect == "sqlite" else parsed
                     parsed = parse_time(value)
                 except ValueError:
-                    raise _Bad(f"must be an ISO-8601 time with a time zone, got {value!r:.40}"
+                    raise _Bad(f"must be an ISO-8601 time with a time zone, got {shown(value, 40)}"
                                ) from None
                 parsed = parsed.astimezone(UTC)
                 return parsed.isoformat() if dialect == "sqlite" else parsed
@@ -384,6 +384,9 @@ class Importer:
                                               f"{self.footer_line}); the file was altered")
             try:
                 record = _loads(text)
+            except RecursionError:
+                raise self._error(number, "", "is nested too deeply to be an agentkeep "
+                                              "record") from None
             except ValueError as exc:
                 problem = getattr(exc, "msg", str(exc))
                 column = getattr(exc, "colno", None)
@@ -476,11 +479,11 @@ class Importer:
                 self._read_footer(number, record)
                 return
             known = ", ".join(self.tables)
-            raise self._error(number, "kind", f"unknown record kind {kind!r:.60} (this "
+            raise self._error(number, "kind", f"unknown record kind {shown(kind)} (this "
                                               f"agentkeep knows {known})")
         version = record.get("v")
         if version.__class__ is not int or version != RECORD_VERSION:
-            raise self._error(number, f"{kind}.v", f"unknown record version {version!r:.40} "
+            raise self._error(number, f"{kind}.v", f"unknown record version {shown(version, 40)} "
                                                    f"(this agentkeep reads {RECORD_VERSION})")
         row = record.get("row")
         if row.__class__ is not dict:
@@ -682,7 +685,7 @@ class Importer:
                 self.store_keys[target_kind].add(value)
             return
         raise self._error(number, f"{spec.kind}.{column}",
-                          f"{target_kind} {value!r:.80} is neither earlier in the file nor in "
+                          f"{target_kind} {shown(value, 80)} is neither earlier in the file nor in "
                           "the store")
 
     def _end_group(self) -> None:
