@@ -166,7 +166,8 @@ def test_missing_manifest(stores, setup):
     refused(stores, path, agentkeep.StoreCorrupt, path, "no manifest.json")
 
 
-@pytest.mark.parametrize("text", ["{not json", "[]", '{"format": "agentkeep-backup"}', ""])
+@pytest.mark.parametrize("text", ["{not json", "[]", '{"format": "agentkeep-backup"}', "",
+                                  "[" * 100_000 + "]" * 100_000])
 def test_manifest_that_is_not_one(stores, setup, text):
     path, _ = setup
     (path / MANIFEST).write_text(text)

@@ -297,6 +297,9 @@ def read_manifest(backup: str | os.PathLike[str]) -> Manifest:
     except json.JSONDecodeError as exc:
         raise corrupt(where, f"is not valid JSON ({exc.msg} at line {exc.lineno} column "
                               f"{exc.colno}); the manifest is damaged") from exc
+    except RecursionError:
+        raise corrupt(where, "is nested too deeply to be a manifest; the manifest is "
+                             "damaged") from None
     return parse_manifest(data, path)
 
 
