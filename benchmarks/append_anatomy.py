@@ -1,0 +1,129 @@
+"""Where a single-commit SQLite append's time goes: agentkeep's append SQL run by
+``sqlite3`` directly on copies of agentkeep's schema with indexes removed, beside the
+raw baseline of W1, in one run (docs/performance.md, "Where the time goes")::
+
+    python -m benchmarks.append_anatomy [--commits 6000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import agentkeep
+from agentkeep.chat import sql
+from agentkeep.codec import new_id
+
+SESSIONS = 200
+TEXT = "hello world this is a message of moderate length " * 4
+RAW_SCHEMA = (
+    "CREATE TABLE sessions (id TEXT PRIMARY KEY, created_at REAL NOT NULL, "
+    "updated_at REAL NOT NULL)",
+    "CREATE TABLE messages (id INTEGER PRIMARY KEY, session_id TEXT NOT NULL REFERENCES "
+    "sessions(id) ON DELETE CASCADE, role TEXT NOT NULL, content TEXT NOT NULL, meta TEXT, "
+    "created_at REAL NOT NULL)",
+    "CREATE INDEX messages_session_id ON messages(session_id, id)",
+)
+VARIANTS = {
+    "agentkeep schema as shipped": (),
+    "without sessions_by_activity": ("activity",),
+    "without it and the message-id index": ("activity", "message id"),
+    "without those and (session_id, seq)": ("activity", "message id", "session seq"),
+}
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+        conn.execute(f"PRAGMA {pragma}")
+    return conn
+
+
+def _agentkeep_ddl(directory: Path) -> list[str]:
+    agentkeep.open(directory).close()
+    with sqlite3.connect(directory / "chat.db") as conn:
+        return [text for (text,) in conn.execute(
+            "SELECT sql FROM sqlite_master WHERE tbl_name IN ('sessions', 'messages') "
+            "AND sql IS NOT NULL")]
+
+
+def _timed(commits: int, one) -> float:
+    times = []
+    for i in range(commits):
+        started = time.perf_counter()
+        one(i)
+        times.append(time.perf_counter() - started)
+    return statistics.median(times) * 1e6
+
+
+def raw(directory: Path, commits: int) -> float:
+    conn = _connect(directory / "raw.db")
+    for statement in RAW_SCHEMA:
+        conn.execute(statement)
+    ids = [new_id() for _ in range(SESSIONS)]
+
+    def one(i: int) -> None:
+        now, session_id = time.time(), ids[i % SESSIONS]
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("INSERT INTO sessions (id, created_at, updated_at) VALUES (?, ?, ?) "
+                     "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at",
+                     (session_id, now, now))
+        conn.execute("INSERT INTO messages (session_id, role, content, meta, created_at) "
+                     "VALUES (?, ?, ?, ?, ?)", (session_id, "user", TEXT, None, now))
+        conn.execute("COMMIT")
+
+    return _timed(commits, one)
+
+
+def variant(directory: Path, ddl: list[str], without: tuple[str, ...], commits: int) -> float:
+    conn = _connect(directory / "variant.db")
+    for statement in ddl:
+        if "activity" in without and "sessions_by_activity" in statement:
+            continue
+        if "message id" in without:
+            statement = statement.replace("UNIQUE (id), ", "")
+        if "session seq" in without:
+            statement = statement.replace(
+                ", \n\tCONSTRAINT messages_session_seq UNIQUE (session_id, seq)", "")
+        conn.execute(statement)
+    ids = [new_id() for _ in range(SESSIONS)]
+    for session_id in ids:
+        conn.execute("INSERT INTO sessions (id, created_at, updated_at, active_at) "
+                     "VALUES (?, '2026', '2026', '2026')", (session_id,))
+
+    def one(i: int) -> None:
+        session_id, message_id = ids[i % SESSIONS], new_id()
+        stamp = f"2026-11-26T11:{i // 60 % 60:02d}:{i % 60:02d}+00:00"
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute(sql.APPEND_AT_HEAD["sqlite"], (
+            message_id, "user", TEXT, "[]", None, None, None, 0, 0, None, 0, "{}", stamp,
+            session_id)).fetchone()
+        conn.execute(sql.ADD_TO_SESSION, (1, 0, 0, 0, message_id, 1, None, stamp, stamp,
+                                          session_id))
+        conn.execute("COMMIT")
+
+    return _timed(commits, one)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--commits", type=int, default=6000)
+    commits = parser.parse_args().commits
+    with tempfile.TemporaryDirectory() as scratch:
+        ddl = _agentkeep_ddl(Path(scratch) / "schema")
+        results = {"raw sqlite3 (W1's baseline)": raw(Path(tempfile.mkdtemp(dir=scratch)),
+                                                      commits)}
+        for name, without in VARIANTS.items():
+            results[name] = variant(Path(tempfile.mkdtemp(dir=scratch)), ddl, without, commits)
+    base = results["raw sqlite3 (W1's baseline)"]
+    print("| append SQL, one commit each | p50 | ÷ raw |\n|---|---|---|")
+    for name, value in results.items():
+        print(f"| {name} | {value:.1f} µs | ×{value / base:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
