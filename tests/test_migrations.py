@@ -159,3 +159,17 @@ def test_downgrade_of_a_newer_store_is_refused(stores):
             alembic_ops.downgrade(backend, "chat")
     finally:
         backend.close()
+
+
+def test_drift_check_neither_waits_for_nor_blocks_a_writer(stores):
+    """`migrate check` and `check` read the schema: a long write transaction of the app
+    must not make them wait (they once took the migration lock for up to 120 s)."""
+    stores.open().close()
+    holder = stores.open()
+    backend = backend_for(stores)
+    try:
+        with holder.transaction():
+            holder.chat.create_session(title="a writer holding its transaction")
+            assert alembic_ops.drift(backend, "chat") == []
+    finally:
+        backend.close()

@@ -46,7 +46,7 @@ class ConcernStatus:
         return self.current == self.head
 
 
-def _sqlite_engine(path: Path, timeout: float):
+def _sqlite_engine(path: Path, timeout: float, begin: str = "BEGIN IMMEDIATE"):
     import sqlite3
 
     from ..backend.sqlite import enable_wal
@@ -64,20 +64,29 @@ def _sqlite_engine(path: Path, timeout: float):
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # pragma: no cover - trivial
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql(begin)
 
     return engine
 
 
 @contextmanager
-def locked_connection(backend: Backend, concern: str) -> Iterator[SAConnection]:
-    """A SQLAlchemy connection inside a transaction holding the concern's migration lock."""
+def locked_connection(backend: Backend, concern: str, *, lock: bool = True
+                      ) -> Iterator[SAConnection]:
+    """A SQLAlchemy connection inside a transaction holding the concern's migration lock.
+
+    ``lock=False`` is for reading the schema only (drift): a plain read transaction that
+    neither waits for the app's writers nor blocks them.
+    """
     from ..backend.sqlite import create_private_file
 
     if backend.dialect == "sqlite":
         path = backend.path(concern)  # type: ignore[attr-defined]
         create_private_file(path)
-        engine = _sqlite_engine(path, max(backend.config.busy_timeout, MIGRATION_LOCK_TIMEOUT))
+        if lock:
+            engine = _sqlite_engine(path, max(backend.config.busy_timeout,
+                                              MIGRATION_LOCK_TIMEOUT))
+        else:
+            engine = _sqlite_engine(path, backend.config.busy_timeout, "BEGIN")
     else:
         url = backend.url.replace("postgres://", "postgresql://", 1)  # type: ignore[attr-defined]
         engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1),
@@ -86,9 +95,10 @@ def locked_connection(backend: Backend, concern: str) -> Iterator[SAConnection]:
         with backend.translated(concern), engine.connect() as conn, conn.begin():
             if backend.dialect == "postgresql":
                 schema = backend.schema(concern)  # type: ignore[attr-defined]
-                conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                                     (f"agentkeep-migrate:{schema}",))
-                conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                if lock:
+                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                                         (f"agentkeep-migrate:{schema}",))
+                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
                 conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
             yield conn
     finally:
@@ -194,7 +204,7 @@ def drift(backend: Backend, concern: str) -> list[str]:
         findings.append(f"{concern}: at revision {state.current or 'none'}, "
                         f"head is {state.head}")
         return findings
-    with locked_connection(backend, concern) as conn:
+    with locked_connection(backend, concern, lock=False) as conn:
         context = MigrationContext.configure(conn, opts={
             "include_object": _include_object, "compare_type": True,
             "target_metadata": _metadata(concern)})
