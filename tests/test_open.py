@@ -91,6 +91,12 @@ def test_bad_options(tmp_path, option, value):
     assert not (tmp_path / "chat.db").exists()
 
 
+def test_unknown_option_is_named(tmp_path):
+    with pytest.raises(agentkeep.InvalidInput, match="bogus: is not an option"):
+        agentkeep.open(tmp_path, bogus=1)
+    assert not (tmp_path / "chat.db").exists()
+
+
 def test_closed_store_raises(store):
     session = store.chat.create_session()
     store.close()

@@ -72,12 +72,18 @@ def resolve(
     max_blob_size: int = 64 * 1024 * 1024,
     durability: str = "normal",
     pool_size: int = 10,
+    **unknown: object,
 ) -> StoreConfig:
     """Turn the argument of :func:`agentkeep.open` into a :class:`StoreConfig`.
 
     Raises:
-        InvalidInput: an option is out of range or the target is not a path or URL.
+        InvalidInput: an option is unknown or out of range, or the target is not a path
+            or URL.
     """
+    if unknown:
+        raise InvalidInput(sorted(unknown)[0], "is not an option of agentkeep.open (it "
+                                               "takes schema_prefix, busy_timeout, "
+                                               "max_blob_size, durability, pool_size)")
     if target is None:
         target = os.environ.get(URL_ENV) or default_home()
     if not isinstance(target, (str, os.PathLike)):

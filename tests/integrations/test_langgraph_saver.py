@@ -48,6 +48,7 @@ def snapshot(store):
     (lambda s, c: s.put_writes(config(), [("a", 1)], "task"), "checkpoint_id"),
     (lambda s, c: s.put_writes(c, [("a", 1), ("b",)], "task"), "writes[1]"),
     (lambda s, c: s.put_writes(c, [("a", 1)], ""), "task_id"),
+    (lambda s, c: s.put_writes(c, 5, "task"), "writes"),
     (lambda s, c: list(s.list(config(), limit=-1)), "limit"),
     (lambda s, c: list(s.list(config(), limit="2")), "limit"),
     (lambda s, c: list(s.list(config(), filter=["source"])), "metadata"),

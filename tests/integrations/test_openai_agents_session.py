@@ -200,9 +200,32 @@ def test_bad_limit(session, limit):
 
 
 def test_negative_settings_limit(store):
-    session = AgentkeepSession("conv-1", store, session_settings=SessionSettings(limit=-1))
+    session = AgentkeepSession("conv-1", store)
+    session.session_settings.limit = -1  # a dataclass: changed after it was checked
     with pytest.raises(agentkeep.InvalidInput, match="limit"):
         run(session.get_items())
+
+
+@pytest.mark.parametrize("settings, field", [
+    (SessionSettings(limit=-1), "session_settings.limit"),
+    ({"limit": -1}, "session_settings.limit"),
+    ({"limit": "a"}, "session_settings.limit"),
+    ({"limit": True}, "session_settings.limit"),
+    ({"limt": 3}, "session_settings"),
+    (5, "session_settings"),
+])
+def test_bad_session_settings_are_refused_when_the_session_is_made(store, settings, field):
+    with pytest.raises(agentkeep.InvalidInput) as caught:
+        AgentkeepSession("conv-1", store, session_settings=settings)
+    assert caught.value.field == field
+    assert store.chat.list_sessions().items == []
+
+
+def test_unknown_store_option_is_named(tmp_path):
+    with pytest.raises(agentkeep.InvalidInput) as caught:
+        AgentkeepSession("conv-1", path_or_url=tmp_path, bogus=1)
+    assert caught.value.field == "bogus"
+    assert not (tmp_path / "chat.db").exists()
 
 
 @pytest.mark.parametrize("bad", [object(), b"bytes", {1, 2}, {"when": math}])

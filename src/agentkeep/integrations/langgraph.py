@@ -39,7 +39,7 @@ import json
 import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -199,8 +199,9 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         if checkpoint_id is None:
             raise InvalidInput("checkpoint_id", "put_writes needs "
                                                 "config['configurable']['checkpoint_id']")
-        if isinstance(writes, (str, bytes, Mapping)):
-            raise InvalidInput("writes", "must be a sequence of (channel, value) pairs")
+        if isinstance(writes, (str, bytes, Mapping)) or not isinstance(writes, Iterable):
+            raise InvalidInput("writes", "must be a sequence of (channel, value) pairs, got "
+                                         f"{type(writes).__name__}")
         rows = []
         for position, write in enumerate(writes):
             if not isinstance(write, (tuple, list)) or len(write) != 2:

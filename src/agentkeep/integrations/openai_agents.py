@@ -103,11 +103,28 @@ class AgentkeepSession:
 
     @session_settings.setter
     def session_settings(self, value: Any) -> None:
-        if isinstance(value, dict):
-            from agents.memory.session_settings import SessionSettings
+        if value is None:
+            self._settings = None
+            return
+        from agents.memory.session_settings import SessionSettings
 
-            value = SessionSettings(**value)
-        self._settings = value
+        if isinstance(value, dict):
+            unknown = sorted(map(str, set(value) - {"limit"}))
+            if unknown:
+                raise InvalidInput("session_settings", f"has no option {unknown[0]!r} "
+                                                       "(SessionSettings has: limit)")
+            limit = value.get("limit")
+        elif isinstance(value, SessionSettings):
+            limit = value.limit
+        else:
+            raise InvalidInput("session_settings", "must be the SDK's SessionSettings or a "
+                                                   f"dict of them, got {type(value).__name__}")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
+                                  or limit < 0):
+            raise InvalidInput("session_settings.limit",
+                               f"must be a non-negative integer or None, got {limit!r:.40}")
+        self._settings = value if isinstance(value, SessionSettings) \
+            else SessionSettings(limit=limit)
 
     @property
     def store(self) -> Any:
