@@ -73,8 +73,11 @@ def check_id(field: str, value: object, *, optional: bool = False) -> str | None
     """An id is any non-empty string without NUL of at most 200 characters."""
     if value is None and optional:
         return None
-    if not isinstance(value, str) or not value or len(value) > 200:
+    if not isinstance(value, str) or not value:
         raise InvalidInput(field, f"must be a non-empty id string, got {shown(value)}")
+    if len(value) > 200:
+        raise InvalidInput(field, f"must be at most 200 characters, got {len(value):,} "
+                                  f"({shown(value, 30)}…)")
     check_text(field, value)
     return value
 

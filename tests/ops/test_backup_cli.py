@@ -70,6 +70,8 @@ def test_text_output(stores, tmp_path):
     assert "Restore it with: agentkeep" in text
     path = next((tmp_path / "b").iterdir())
     assert str(path) in text
+    hint = next(line for line in text.splitlines() if line.startswith("Restore it with: "))
+    assert hint.endswith(f"restore {path} --force (the store it replaces is kept aside)")
     text = ok(*where(stores), "restore", path, "--force").stdout
     assert text.startswith("Restored ") and str(path) in text
     assert "The replaced store is kept in" in text

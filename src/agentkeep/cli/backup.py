@@ -90,8 +90,10 @@ def render_backup(result: BackupResult, state: State) -> None:
                   soft_wrap=True)
     for warning in result.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
+    # The store it came from holds data, so restoring into it needs --force.
     out.print(Text(f"Restore it with: {_prefix(state)} restore "
-                   f"{shlex.quote(str(result.path))}", style="dim"), soft_wrap=True)
+                   f"{shlex.quote(str(result.path))} --force (the store it replaces is "
+                   "kept aside)", style="dim"), soft_wrap=True)
 
 
 def render_restore(result: RestoreResult) -> None:
