@@ -98,6 +98,11 @@ def test_errors_are_one_line(tmp_path):
     assert no_store.exit_code == 1 and "no agentkeep store" in no_store.stderr
     since = run("--home", tmp_path / "a", "export", "--since", "last week")
     assert since.exit_code == 2 and since.stderr.startswith("error: since: ")
+    nowhere = tmp_path / "no-such-dir" / "x.jsonl"
+    no_dir = run("--home", tmp_path / "a", "export", "-o", nowhere)
+    assert no_dir.exit_code == 2
+    assert no_dir.stderr == (f"error: --output: cannot write {nowhere}: the directory "
+                             f"{nowhere.parent} does not exist\n")
 
 
 def test_sqlite_to_postgres_and_back(tmp_path):

@@ -27,6 +27,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from ..errors import InvalidInput
 from .app import get_state
 from .output import error_console, human_size, jsonable, number
 
@@ -88,6 +89,9 @@ def _output_file(path: Path) -> Iterator[IO[bytes]]:
     The file is private (0600) like the store's own files: it holds the same data.
     """
     temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    if not path.parent.is_dir():
+        raise InvalidInput("--output", f"cannot write {path}: the directory {path.parent} "
+                                       "does not exist")
     try:
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with open(descriptor, "wb") as raw:
