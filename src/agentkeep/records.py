@@ -57,17 +57,21 @@ def column(index: int, doc: str | None = None) -> property:
     return property(lambda self: self._row[index], doc=doc)
 
 
+def decode_json(text: str | None) -> Any:
+    """Stored JSON text as a value ([] and {} without the parser)."""
+    if text is None:
+        return None
+    if text == _EMPTY_LIST:
+        return []
+    if text == _EMPTY_OBJECT:
+        return {}
+    return json.loads(text)
+
+
 def json_column(index: int, doc: str | None = None) -> cached_property:
-    """A JSON field, decoded on first read ([] and {} without the parser)."""
+    """A JSON field, decoded on first read."""
     def decode(self):
-        text = self._row[index]
-        if text is None:
-            return None
-        if text == _EMPTY_LIST:
-            return []
-        if text == _EMPTY_OBJECT:
-            return {}
-        return json.loads(text)
+        return decode_json(self._row[index])
     decode.__doc__ = doc
     return cached_property(decode)
 

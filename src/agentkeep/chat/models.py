@@ -5,9 +5,18 @@ Field order follows the column lists in ``sql.py``; keep the two in step.
 
 from __future__ import annotations
 
+import json
+from functools import cached_property
 from typing import Generic, TypeVar
 
-from ..records import Record, column, json_column, nanos_column, time_column
+from ..records import (
+    Record,
+    column,
+    decode_json,
+    json_column,
+    nanos_column,
+    time_column,
+)
 
 T = TypeVar("T")
 
@@ -43,6 +52,25 @@ class Session(Record):
     preview = column(20, "the first 200 characters of the head message")
 
 
+# A message row packs its rarely set fields into one value (sql.MESSAGE_COLUMNS): None
+# when all are unset, the JSON array text the database built, or this tuple when the
+# store built the record itself. usage and metadata stay JSON text until read.
+_EXTRAS = ("provider", "model", "finish_reason", "input_tokens", "output_tokens", "usage",
+           "cost_nanos", "metadata")
+_UNSET_EXTRAS = (None, None, None, 0, 0, None, 0, "{}")
+
+
+def _extra(index: int, doc: str | None = None) -> property:
+    return property(lambda self: self._extras[index], doc=doc)
+
+
+def _extra_json(index: int, doc: str | None = None) -> cached_property:
+    def decode(self):
+        return decode_json(self._extras[index])
+    decode.__doc__ = doc
+    return cached_property(decode)
+
+
 class Message(Record):
     """One node of a session's message tree."""
 
@@ -58,15 +86,40 @@ class Message(Record):
     role = column(5)
     content = column(6, "plain text; what search indexes")
     parts = json_column(7, "typed parts: text, tool_call, tool_result, image, ...")
-    provider = column(8)
-    model = column(9)
-    finish_reason = column(10)
-    input_tokens = column(11)
-    output_tokens = column(12)
-    usage = json_column(13)
-    cost = nanos_column(14, "US dollars")
-    metadata = json_column(15)
-    created_at = time_column(16)
+    created_at = time_column(8)
+    provider = _extra(0)
+    model = _extra(1)
+    finish_reason = _extra(2)
+    input_tokens = _extra(3)
+    output_tokens = _extra(4)
+    usage = _extra_json(5)
+    cost = property(lambda self: self._extras[6] / 1_000_000_000, doc="US dollars")
+    metadata = _extra_json(7)
+
+    @cached_property
+    def _extras(self) -> tuple:
+        value = self._row[9]
+        if value is None:
+            return _UNSET_EXTRAS
+        if isinstance(value, str):
+            return tuple(json.loads(value))
+        return value
+
+    @property
+    def _metadata_text(self) -> str:
+        """The metadata as stored (JSON text), for callers that decode it their own way."""
+        return self._extras[7]
+
+
+def stored_message(values: tuple) -> Message:
+    """The record of a message the store just wrote, from its INSERT_MESSAGE values."""
+    (message_id, session_id, parent_id, seq, depth, role, content, parts, provider, model,
+     finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata,
+     created_at) = values
+    extras = (provider, model, finish_reason, input_tokens, output_tokens, usage, cost_nanos,
+              metadata)
+    return Message((message_id, session_id, parent_id, seq, depth, role, content, parts,
+                    created_at, None if extras == _UNSET_EXTRAS else extras))
 
 
 class ToolCall(Record):

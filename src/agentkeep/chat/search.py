@@ -10,6 +10,11 @@ from .base import ChatBase
 from .models import Message, SearchHit
 from .rules import ROLES, check_marks
 
+# A hit's columns after the message's: the session title, the snippet, then the score
+# (PostgreSQL) or the FTS5 rowid (SQLite, whose scores come from SEARCH_TOP).
+TITLE, SNIPPET = sql.MESSAGE_WIDTH, sql.MESSAGE_WIDTH + 1
+SCORE = ROWID = sql.MESSAGE_WIDTH + 2
+
 
 class Search(ChatBase):
     """The search part of :class:`ChatStore`."""
@@ -74,7 +79,7 @@ class Search(ChatBase):
             "{filters}", " AND s.status <> 'deleted'" + filters)
         with self._read() as conn:
             rows = conn.all(statement, (*query_params, options, *params, limit))
-        return [SearchHit(Message(r), r[17], r[18], float(r[19])) for r in rows]
+        return [SearchHit(Message(r), r[TITLE], r[SNIPPET], float(r[SCORE])) for r in rows]
 
     def _search_sqlite(self, match: str, filters: str, params: list, limit: int, start: str,
                        stop: str) -> list[SearchHit]:
@@ -93,7 +98,8 @@ class Search(ChatBase):
             if not scores:
                 return []
             statement = sql.SEARCH["sqlite"].replace("{rowids}", ", ".join("?" * len(scores)))
-            rows = {r[19]: r for r in conn.all(statement, (start, stop, match, *scores))}
-        return [SearchHit(Message(rows[rowid]), rows[rowid][17], rows[rowid][18], float(score))
+            rows = {r[ROWID]: r for r in conn.all(statement, (start, stop, match, *scores))}
+        return [SearchHit(Message(rows[rowid]), rows[rowid][TITLE], rows[rowid][SNIPPET],
+                          float(score))
                 for rowid, score in scores.items() if rowid in rows]
 

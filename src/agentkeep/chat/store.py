@@ -34,6 +34,7 @@ from .models import (
     Message,
     Page,
     Session,
+    stored_message,
 )
 from .rules import (
     MAX_NAME_LENGTH,
@@ -374,7 +375,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         conn.run(sql.ADD_TO_SESSION, (
             len(rows), input_tokens, output_tokens, cost_nanos, parent, depth, summary_id,
             stamp_value, stamp_value, session_id))
-        messages = list(map(Message, rows))
+        messages = list(map(stored_message, rows))
         if any(item["parts"] for item in prepared):
             self._record_tool_parts(conn, messages, prepared, stamp)
         return messages
@@ -394,7 +395,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         if inserted is None:
             raise NotFound(f"no session {session_id!r}")
         parent, seq, depth = inserted
-        messages = [Message((message_id, session_id, parent, seq, depth, *fields))]
+        messages = [stored_message((message_id, session_id, parent, seq, depth, *fields))]
         if item["parts"]:
             self._record_tool_parts(conn, messages, [item], stamp)
         return messages
@@ -403,7 +404,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         """One message by id (read-only). Raises NotFound."""
         check_id("message_id", message_id)
         with self._read() as conn:
-            row = conn.one(sql.SELECT_MESSAGE, (message_id,))
+            row = conn.one(sql.SELECT_MESSAGE[self._dialect], (message_id,))
             if row is None:
                 raise NotFound(f"no message {message_id!r}")
             self._live_session(conn, row[1])
@@ -434,7 +435,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         check_flag("since_summary", since_summary)
         with self._read() as conn:
             if last is not None and before is None and after is None and not since_summary:
-                rows = conn.all(sql.RECENT_LINEAR, (session_id, last))
+                rows = conn.all(sql.RECENT_LINEAR[self._dialect], (session_id, last))
                 if rows:
                     rows.reverse()
                     return list(map(Message, rows))
@@ -454,21 +455,23 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                 low = max(low, self._cursor_depth(conn, "after", after, session_id, head_id) + 1)
             if before is not None:
                 high = self._cursor_depth(conn, "before", before, session_id, head_id) - 1
-                start = conn.one(sql.SELECT_MESSAGE, (before,))[2]
+                start = conn.one(sql.SELECT_MESSAGE[self._dialect], (before,))[2]
             if high < low or start is None:
                 return []
             if head_depth + 1 == count:  # linear: every message is on the branch
                 if first is not None:
-                    rows = conn.all(sql.LINEAR_HISTORY_OLDEST,
+                    rows = conn.all(sql.LINEAR_HISTORY_OLDEST[self._dialect],
                                     (session_id, low + 1, high + 1, first))
                 else:
-                    rows = conn.all(sql.LINEAR_HISTORY_NEWEST,
+                    rows = conn.all(sql.LINEAR_HISTORY_NEWEST[self._dialect],
                                     (session_id, low + 1, high + 1, last or NO_LIMIT))
                     rows.reverse()
             elif first is not None:
-                rows = conn.all(sql.PATH_HISTORY_OLDEST, (start, low, NO_LIMIT, low, first))
+                rows = conn.all(sql.PATH_HISTORY_OLDEST[self._dialect],
+                                (start, low, NO_LIMIT, low, first))
             else:
-                rows = conn.all(sql.PATH_HISTORY_NEWEST, (start, low, last or NO_LIMIT, low))
+                rows = conn.all(sql.PATH_HISTORY_NEWEST[self._dialect],
+                                (start, low, last or NO_LIMIT, low))
         return list(map(Message, rows))
 
     def _on_branch(self, conn: Connection, head_id: str, message_id: str) -> bool:
@@ -496,7 +499,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             head_id = self._get_session(conn, session_id).head_id
             if head_id is None:
                 return []
-            rows = conn.all(sql.LAST_TURNS, (head_id, turns))
+            rows = conn.all(sql.LAST_TURNS[self._dialect], (head_id, turns))
         return [Message(r) for r in rows]
 
     def set_summary(self, session_id: str, message_id: str | None) -> Session:
@@ -520,7 +523,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         """
         check_id("message_id", message_id)
         with self._write() as conn:
-            row = conn.one(sql.SELECT_MESSAGE, (message_id,))
+            row = conn.one(sql.SELECT_MESSAGE[self._dialect], (message_id,))
             if row is None:
                 raise NotFound(f"no message {message_id!r}")
             original = Message(row)
@@ -541,7 +544,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         check_id("session_id", session_id)
         with self._read() as conn:
             head_id = self._get_session(conn, session_id).head_id
-            rows = conn.all(sql.BRANCH_LEAVES, (session_id, session_id))
+            rows = conn.all(sql.BRANCH_LEAVES[self._dialect], (session_id, session_id))
         return [Branch(Message(r), r[0] == head_id) for r in rows]
 
     def switch_branch(self, session_id: str, message_id: str) -> Session:
@@ -580,7 +583,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             forked = self._insert_session(conn, values, source.parent_id, at)
             if at is None:
                 return forked
-            rows = conn.all(sql.PATH_HISTORY_NEWEST, (at, 0, NO_LIMIT, 0))
+            rows = conn.all(sql.PATH_HISTORY_NEWEST[self._dialect], (at, 0, NO_LIMIT, 0))
             path = [Message(r) for r in rows]
             prepared = [prepare_message({
                 "role": m.role, "content": m.content, "parts": m.parts, "provider": m.provider,

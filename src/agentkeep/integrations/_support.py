@@ -396,7 +396,7 @@ def read_view(chat: Any, session_id: str, last: int | None) -> list[tuple] | Non
 def view_rows(messages: list[Any]) -> list[tuple]:
     """The (content, metadata, role, parts) rows of message records."""
     # A record keeps the row the driver returned: take the raw JSON, decoded once later.
-    return [(m._row[6], m._row[15], m._row[5], m._row[7]) for m in messages]
+    return [(m.content, m._metadata_text, m.role, m._row[7]) for m in messages]
 
 
 def title_of(prepared: list[dict[str, Any]]) -> str | None:

@@ -603,9 +603,8 @@ class _ChatView:
     def _load(self, thread_id: str, head_id: str) -> tuple[str, list[str], list[str | None]]:
         """The active branch's ids and keys (inside the write transaction)."""
         history = self.chat.history(thread_id)
-        # A record keeps the row the driver returned; column 15 is the metadata JSON text.
         return (head_id, [message.id for message in history],
-                [_key_of_row(message._row[15]) for message in history])
+                [_key_of_row(message._metadata_text) for message in history])
 
     def _remember(self, thread_id: str, known: tuple[Any, list[str], list[Any]]) -> None:
         self._known.pop(thread_id, None)

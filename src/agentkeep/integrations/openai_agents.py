@@ -218,7 +218,7 @@ class AgentkeepSession:
             if row is None or row[0] == "deleted" or row[1] is None:
                 return None
             _, head_id, _, head_depth = row
-            message = Message(conn.one(chat_sql.SELECT_MESSAGE, (head_id,)))
+            message = Message(conn.one(chat_sql.SELECT_MESSAGE[chat._dialect], (head_id,)))
             conn.run(chat_sql.UPDATE_SESSION_HEAD, (message.parent_id, head_depth - 1,
                                                     chat._time(now()), self.session_id))
         return _item_of(view_rows([message])[0])
