@@ -76,9 +76,9 @@ class Search(ChatBase):
         options = (f'StartSel="{start}", StopSel="{stop}", MaxWords=24, MinWords=8, '
                    'MaxFragments=2, FragmentDelimiter=" … "')
         statement = sql.SEARCH["postgresql"].replace("{tsquery}", expression).replace(
-            "{filters}", " AND s.status <> 'deleted'" + filters)
+            "{filters}", filters)
         with self._read() as conn:
-            rows = conn.all(statement, (*query_params, options, *params, limit))
+            rows = conn.all(statement, (*query_params, *params, limit, options))
         return [SearchHit(Message(r), r[TITLE], r[SNIPPET], float(r[SCORE])) for r in rows]
 
     def _search_sqlite(self, match: str, filters: str, params: list, limit: int, start: str,
