@@ -144,7 +144,7 @@ def test_many_processes_open_a_new_store_at_once(stores, attempt):
     backend = backend_for(stores)
     try:
         with backend.read("chat") as conn:
-            assert conn.all("SELECT version_num FROM alembic_version") == [("chat_0001",)]
+            assert conn.all("SELECT version_num FROM alembic_version") == [("chat_0002",)]
     finally:
         backend.close()
 
@@ -171,5 +171,50 @@ def test_drift_check_neither_waits_for_nor_blocks_a_writer(stores):
         with holder.transaction():
             holder.chat.create_session(title="a writer holding its transaction")
             assert alembic_ops.drift(backend, "chat") == []
+    finally:
+        backend.close()
+
+
+def _message_storage(backend, session_id):
+    """(stored bytes, text bytes) of the session's message content; PostgreSQL only."""
+    with backend.read("chat") as conn:
+        return conn.one("SELECT pg_column_size(content), octet_length(content) FROM messages "
+                        "WHERE session_id = ?", (session_id,))
+
+
+def test_chat_0002_keeps_message_rows_inline_and_upgrades_a_chat_0001_store(stores):
+    """A ~1.5 KB message plus its search vector passes PostgreSQL's 2 KB TOAST threshold;
+    from chat_0002 its content stays uncompressed, and a chat_0001 store upgrades in place."""
+    text = " ".join(f"word{i * 7919 % 10007}" for i in range(170))  # ~1.5 KB, compressible
+    store = stores.open()
+    kept = store.chat.create_session(title="written at chat_0001")
+    store.close()
+    backend = backend_for(stores)
+    try:
+        alembic_ops.downgrade(backend, "chat", "chat_0001")
+        assert current_revision(backend, "chat") == "chat_0001"
+        alembic_ops.upgrade(backend, "chat")
+        assert current_revision(backend, "chat") == "chat_0002"
+        assert alembic_ops.drift(backend, "chat") == []
+    finally:
+        backend.close()
+    store = stores.open()
+    assert store.chat.get_session(kept.id).title == "written at chat_0001"
+    session = store.chat.create_session()
+    store.chat.append(session.id, "user", text)
+    assert store.chat.history(session.id)[0].content == text
+    store.close()
+    if stores.backend != "postgres":
+        return  # SQLite never compresses rows
+    backend = backend_for(stores)
+    try:
+        stored, length = _message_storage(backend, session.id)
+        assert stored > length  # inline and uncompressed (a varlena header on top)
+        alembic_ops.downgrade(backend, "chat", "chat_0001")  # without it: compressed
+        with backend.write("chat") as conn:
+            conn.run("UPDATE messages SET content = content || '' WHERE session_id = ?",
+                     (session.id,))
+        stored, length = _message_storage(backend, session.id)
+        assert stored < length
     finally:
         backend.close()

@@ -44,7 +44,7 @@ def test_init_creates_then_reports_up_to_date(home):
     again = json_of("--home", home, "init")
     assert again["outcome"] == "up to date" and again["dialect"] == "sqlite"
     assert {c["concern"]: c["after"] for c in again["concerns"]} == {
-        "chat": "chat_0001", "app": "app_0001", "checkpoints": "checkpoints_0001"}
+        "chat": "chat_0002", "app": "app_0001", "checkpoints": "checkpoints_0001"}
 
 
 def test_demo_twice_reuses_and_new_adds(home):
@@ -172,15 +172,22 @@ def test_migrate_status_down_check_up(home):
     assert json_of("--home", home, "migrate", "check") == {"clean": True, "findings": []}
     assert_one_line_error(run("--home", home, "migrate", "down", input="n\n"), 1, "aborted")
     assert all(s["is_current"] for s in json_of("--home", home, "migrate", "status"))
-    ok("--home", home, "migrate", "down", "--concern", "chat", "--yes")
+    ok("--home", home, "migrate", "down", "--concern", "chat", "--yes")  # one step
     states = {s["concern"]: s for s in json_of("--home", home, "migrate", "status")}
-    assert states["chat"]["current"] is None and states["chat"]["pending"] == ["chat_0001"]
+    assert states["chat"]["current"] == "chat_0001"
+    assert states["chat"]["pending"] == ["chat_0002"]
     assert states["app"]["is_current"]
     drift = run("--home", home, "migrate", "check")
-    assert drift.exit_code == 1 and "chat: at revision none" in drift.stdout
-    assert "chat: none → chat_0001" in ok("--home", home, "migrate", "up").stdout
+    assert drift.exit_code == 1 and "chat: at revision chat_0001" in drift.stdout
+    assert "chat: chat_0001 → chat_0002" in ok("--home", home, "migrate", "up").stdout
+    ok("--home", home, "migrate", "down", "--concern", "chat", "--to", "base", "--yes")
+    states = {s["concern"]: s for s in json_of("--home", home, "migrate", "status")}
+    assert states["chat"]["current"] is None
+    assert states["chat"]["pending"] == ["chat_0001", "chat_0002"]
+    assert "chat: none → chat_0002" in ok("--home", home, "migrate", "up").stdout
     ok("--home", home, "migrate", "down", "--yes")
-    assert all(s["current"] is None for s in json_of("--home", home, "migrate", "status"))
+    assert {s["concern"]: s["current"] for s in json_of("--home", home, "migrate", "status")} == {
+        "chat": "chat_0001", "app": None, "checkpoints": None}
     ok("--home", home, "migrate", "up", "--concern", "app", "--to", "app_0001")
     ok("--home", home, "migrate", "up")
     assert ok("--home", home, "migrate", "check").exit_code == 0

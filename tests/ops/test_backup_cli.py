@@ -66,7 +66,7 @@ def test_text_output(stores, tmp_path):
     with stores.open() as store:
         fill(store, sessions=1)
     text = ok(*where(stores), "backup", tmp_path / "b", "--concern", "chat").stdout
-    assert "Backed up" in text and "chat_0001" in text and "app_0001" not in text
+    assert "Backed up" in text and "chat_0002" in text and "app_0001" not in text
     assert "Restore it with: agentkeep" in text
     path = next((tmp_path / "b").iterdir())
     assert str(path) in text
