@@ -144,7 +144,8 @@ def test_many_processes_open_a_new_store_at_once(stores, attempt):
     backend = backend_for(stores)
     try:
         with backend.read("chat") as conn:
-            assert conn.all("SELECT version_num FROM alembic_version") == [("chat_0002",)]
+            assert conn.all("SELECT version_num FROM alembic_version") == [
+                (known_revisions("chat")[-1],)]
     finally:
         backend.close()
 
@@ -194,7 +195,7 @@ def test_chat_0002_keeps_message_rows_inline_and_upgrades_a_chat_0001_store(stor
         alembic_ops.downgrade(backend, "chat", "chat_0001")
         assert current_revision(backend, "chat") == "chat_0001"
         alembic_ops.upgrade(backend, "chat")
-        assert current_revision(backend, "chat") == "chat_0002"
+        assert current_revision(backend, "chat") == known_revisions("chat")[-1]
         assert alembic_ops.drift(backend, "chat") == []
     finally:
         backend.close()

@@ -6,6 +6,7 @@ import pytest
 from cli_helpers import STORE_ENV, assert_one_line_error, json_of, ok, run
 
 import agentkeep
+from agentkeep.chat import REVISIONS as CHAT
 from agentkeep.concerns import CONCERNS
 
 
@@ -44,7 +45,7 @@ def test_init_creates_then_reports_up_to_date(home):
     again = json_of("--home", home, "init")
     assert again["outcome"] == "up to date" and again["dialect"] == "sqlite"
     assert {c["concern"]: c["after"] for c in again["concerns"]} == {
-        "chat": "chat_0002", "app": "app_0001", "checkpoints": "checkpoints_0001"}
+        "chat": CHAT[-1], "app": "app_0001", "checkpoints": "checkpoints_0001"}
 
 
 def test_demo_twice_reuses_and_new_adds(home):
@@ -174,20 +175,20 @@ def test_migrate_status_down_check_up(home):
     assert all(s["is_current"] for s in json_of("--home", home, "migrate", "status"))
     ok("--home", home, "migrate", "down", "--concern", "chat", "--yes")  # one step
     states = {s["concern"]: s for s in json_of("--home", home, "migrate", "status")}
-    assert states["chat"]["current"] == "chat_0001"
-    assert states["chat"]["pending"] == ["chat_0002"]
+    assert states["chat"]["current"] == CHAT[-2]
+    assert states["chat"]["pending"] == [CHAT[-1]]
     assert states["app"]["is_current"]
     drift = run("--home", home, "migrate", "check")
-    assert drift.exit_code == 1 and "chat: at revision chat_0001" in drift.stdout
-    assert "chat: chat_0001 → chat_0002" in ok("--home", home, "migrate", "up").stdout
+    assert drift.exit_code == 1 and f"chat: at revision {CHAT[-2]}" in drift.stdout
+    assert f"chat: {CHAT[-2]} → {CHAT[-1]}" in ok("--home", home, "migrate", "up").stdout
     ok("--home", home, "migrate", "down", "--concern", "chat", "--to", "base", "--yes")
     states = {s["concern"]: s for s in json_of("--home", home, "migrate", "status")}
     assert states["chat"]["current"] is None
-    assert states["chat"]["pending"] == ["chat_0001", "chat_0002"]
-    assert "chat: none → chat_0002" in ok("--home", home, "migrate", "up").stdout
+    assert states["chat"]["pending"] == list(CHAT)
+    assert f"chat: none → {CHAT[-1]}" in ok("--home", home, "migrate", "up").stdout
     ok("--home", home, "migrate", "down", "--yes")
     assert {s["concern"]: s["current"] for s in json_of("--home", home, "migrate", "status")} == {
-        "chat": "chat_0001", "app": None, "checkpoints": None}
+        "chat": CHAT[-2], "app": None, "checkpoints": None}
     ok("--home", home, "migrate", "up", "--concern", "app", "--to", "app_0001")
     ok("--home", home, "migrate", "up")
     assert ok("--home", home, "migrate", "check").exit_code == 0

@@ -188,8 +188,29 @@ def test_sqlite_search_index_damage_is_found_and_rebuilt(stores, damage):
 def test_postgres_search_structures_are_checked(stores):
     store = stores.open()
     with raw(stores) as run:
-        run("DROP INDEX messages_search")
-    assert [(f.kind, f.repairable) for f in check(store)] == [("search_index", False)]
+        run("DROP INDEX message_search_vector")
+        run("ALTER TABLE messages DISABLE TRIGGER messages_queue_for_search")
+    assert [(f.kind, f.repairable) for f in check(store)] == [("search_index", False)] * 2
+
+
+@POSTGRES_ONLY
+def test_postgres_messages_missing_from_search_are_queued_by_repair(stores):
+    store = stores.open()
+    session = store.chat.create_session()
+    store.chat.append(session.id, "user", "Flights to Lisbon?")
+    assert len(store.chat.search("lisbon")) == 1  # indexed: the queue is empty again
+    with raw(stores) as run:
+        run("DELETE FROM message_search")
+    store.chat.append(session.id, "user", "and Porto?")  # queued, not lost
+    found = [(f.kind, f.table, f.repairable) for f in check(store)]
+    assert found == [("search_index", "message_search", True)]
+    assert store.chat.search("lisbon") == []
+    repaired = check(store, repair=True)
+    assert [f.repaired for f in repaired] == [True]
+    assert any("queued 1 message(s)" in line for line in repaired.repairs)
+    assert {hit.message.content for hit in store.chat.search("lisbon OR porto")} == {
+        "and Porto?", "Flights to Lisbon?"}
+    assert check(store).is_clean
 
 
 @POSTGRES_ONLY

@@ -50,7 +50,8 @@ def test_optimize_tunes_every_concern_and_keeps_search_working(store, stores):
         assert "PRAGMA optimize" in actions
         assert report["concerns"][0]["vacuum"]["ran"] is False  # nothing to reclaim
     else:
-        assert "messages_search" in actions and "ANALYZE on" in actions
+        assert "indexed 10 new message(s)" in actions and "ANALYZE on" in actions
+        assert "message_search_vector" in actions
     assert len(store.chat.search("lisbon", limit=1000)) == 25
     assert check(store).is_clean
     result = cli(stores, "optimize", "--json")

@@ -107,12 +107,12 @@ def _live_tables(store: agentkeep.Store, concern: str) -> dict[str, list[str]]:
                     "WHERE table_schema = current_schema() AND is_generated = 'NEVER' "
                     "ORDER BY table_name, ordinal_position"):
                 tables.setdefault(name, []).append(column)
-    for derived in ("alembic_version", "search_state"):
+    # Derived: the revision, and the search index (SQLite's mark, PostgreSQL's vectors and
+    # queue, keyed by pk, which differs between stores).
+    for derived in ("alembic_version", "search_state", "message_search", "search_backlog"):
         tables.pop(derived, None)
     if "messages" in tables:
         tables["messages"].remove("pk")
-        if "search_vector" in tables["messages"]:  # pragma: no cover - generated, excluded
-            tables["messages"].remove("search_vector")
     return tables
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from ..codec import check_choice, check_id, check_limit, check_time
 from . import sql
@@ -20,13 +21,15 @@ class Search(ChatBase):
     """The search part of :class:`ChatStore`."""
 
     def catch_up_index(self) -> int:
-        """Index messages appended since the last search (SQLite); returns how many.
+        """Index the messages appended since the last search; returns how many.
 
-        ``search`` does this itself; call it to move the indexing cost off the first
-        search after a bulk import.
+        ``search`` does this itself; call it (or ``agentkeep optimize``) to move the
+        indexing cost off the first search after a bulk import.
         """
-        if self._dialect != "sqlite":
-            return 0
+        if self._dialect == "postgresql":
+            with self._write() as conn:
+                conn.one(sql.LOCK_BACKLOG_POSTGRES)
+                return conn.run(sql.INDEX_BACKLOG_POSTGRES)
         with self._read() as conn:
             newest, indexed, _ = conn.one(sql.SEARCH_BACKLOG)
         return self._index_backlog() if newest > indexed else 0
@@ -51,7 +54,7 @@ class Search(ChatBase):
         Raises:
             InvalidInput: the query is empty or malformed (the message explains the syntax).
         """
-        from .search_syntax import parse_query, to_fts5, to_tsquery_sql  # ~7 ms: on first use
+        from .search_syntax import parse_query, to_fts5  # ~7 ms: on first use
 
         parsed = parse_query(query)
         start, stop = check_marks(marks)
@@ -72,10 +75,21 @@ class Search(ChatBase):
         filters = "".join(f" AND {clause}" for clause in clauses)
         if self._dialect == "sqlite":
             return self._search_sqlite(to_fts5(parsed), filters, params, limit, start, stop)
+        return self._search_postgres(parsed, filters, params, limit, start, stop)
+
+    def _search_postgres(self, parsed: Any, filters: str, params: list, limit: int,
+                         start: str, stop: str) -> list[SearchHit]:
+        from .search_syntax import to_tsquery_sql
+
         expression, query_params = to_tsquery_sql(parsed)
         options = (f'StartSel="{start}", StopSel="{stop}", MaxWords=24, MinWords=8, '
                    'MaxFragments=2, FragmentDelimiter=" … "')
-        statement = sql.SEARCH["postgresql"].replace("{tsquery}", expression).replace(
+        with self._read() as conn:
+            queued, any_deleted = conn.one(sql.SEARCH_PENDING_POSTGRES)
+        if queued:  # a committed message is always findable by the next search
+            self.catch_up_index()
+        variant = "filtered" if filters or any_deleted else "plain"
+        statement = sql.SEARCH_POSTGRES[variant].replace("{tsquery}", expression).replace(
             "{filters}", filters)
         with self._read() as conn:
             rows = conn.all(statement, (*query_params, *params, limit, options))
@@ -97,7 +111,7 @@ class Search(ChatBase):
             scores = dict(conn.all(top, top_params))  # rowid -> score, best first
             if not scores:
                 return []
-            statement = sql.SEARCH["sqlite"].replace("{rowids}", ", ".join("?" * len(scores)))
+            statement = sql.SEARCH_SQLITE.replace("{rowids}", ", ".join("?" * len(scores)))
             rows = {r[ROWID]: r for r in conn.all(statement, (start, stop, match, *scores))}
         return [SearchHit(Message(rows[rowid]), rows[rowid][TITLE], rows[rowid][SNIPPET],
                           float(score))

@@ -363,25 +363,54 @@ LOWER_HIGH_WATER = (
 # bm25() in the second step costs more than the snippets (rowid-constrained, it is
 # recomputed per row). Measured, 20-hit queries on 100,000 messages: single query
 # 2.4 ms, two steps with bm25 again 3.5 ms, two steps as here 1.8 ms.
-SEARCH = {
-    "sqlite": (
-        f"SELECT {MESSAGE_COLUMNS['sqlite']}, s.title, "
-        "snippet(messages_fts, 0, ?, ?, '…', 16), messages_fts.rowid FROM messages_fts "
-        "JOIN messages m ON m.pk = messages_fts.rowid JOIN sessions s ON s.id = m.session_id "
-        "WHERE messages_fts MATCH ? AND messages_fts.rowid IN ({rowids})"
+SEARCH_SQLITE = (
+    f"SELECT {MESSAGE_COLUMNS['sqlite']}, s.title, "
+    "snippet(messages_fts, 0, ?, ?, '…', 16), messages_fts.rowid FROM messages_fts "
+    "JOIN messages m ON m.pk = messages_fts.rowid JOIN sessions s ON s.id = m.session_id "
+    "WHERE messages_fts MATCH ? AND messages_fts.rowid IN ({rowids})"
+)
+# PostgreSQL: new messages are queued by a trigger (search_backlog) and indexed into
+# message_search by the next search, in one statement (chat_0003). ON CONFLICT: a row
+# indexed already (the queue is only ever appended to by the trigger) stays as it is.
+SEARCH_PENDING_POSTGRES = (
+    "SELECT EXISTS (SELECT 1 FROM search_backlog), "
+    "EXISTS (SELECT 1 FROM sessions WHERE status = 'deleted')"
+)
+# Searches that catch up at once take turns (a transaction-scoped lock per schema): the
+# second then finds the queue emptied by the first, committed, instead of deadlocking on
+# its rows or skipping rows the first has not committed yet.
+LOCK_BACKLOG_POSTGRES = (
+    "SELECT pg_advisory_xact_lock(hashtext('agentkeep search ' || current_schema()))"
+)
+INDEX_BACKLOG_POSTGRES = (
+    "WITH queued AS (DELETE FROM search_backlog RETURNING pk) "
+    "INSERT INTO message_search (pk, search_vector) "
+    "SELECT m.pk, to_tsvector('english', m.content) FROM queued JOIN messages m "
+    "ON m.pk = queued.pk ON CONFLICT (pk) DO NOTHING"
+)
+# Rank the matches of message_search alone (joined to messages only when a filter or a
+# soft-deleted session needs it), then join sessions and build headlines for the top
+# hits only: as fast as ranking a bare table (docs/performance.md, W5). The outer status
+# test covers a session deleted since the caller looked for deleted ones.
+_SEARCH_HITS_POSTGRES = (
+    f"SELECT {MESSAGE_COLUMNS['postgresql']}, s.title, "
+    "ts_headline('english', m.content, top.query, ?), top.rank FROM top "
+    "JOIN messages m ON m.pk = top.pk JOIN sessions s ON s.id = m.session_id "
+    "WHERE s.status <> 'deleted' ORDER BY top.rank DESC, top.pk DESC"
+)
+SEARCH_POSTGRES = {
+    "plain": (
+        "WITH top AS (SELECT x.pk, ts_rank_cd(x.search_vector, q.query) AS rank, q.query "
+        "FROM (SELECT {tsquery} AS query) q, message_search x "
+        "WHERE x.search_vector @@ q.query ORDER BY rank DESC, x.pk DESC LIMIT ?) "
+        + _SEARCH_HITS_POSTGRES
     ),
-    # PostgreSQL ranks the matches of messages alone (soft-deleted sessions left out by an
-    # anti-join on their small partial index) and joins the session and builds headlines
-    # for the top hits only: as fast as ranking a bare table (docs/performance.md, W5).
-    "postgresql": (
-        "WITH top AS (SELECT m.pk, ts_rank_cd(m.search_vector, q.query) AS rank, q.query "
-        "FROM (SELECT {tsquery} AS query) q, messages m WHERE m.search_vector @@ q.query "
-        "AND NOT EXISTS (SELECT 1 FROM sessions d WHERE d.id = m.session_id "
-        "AND d.status = 'deleted'){filters} ORDER BY rank DESC, m.pk DESC LIMIT ?) "
-        f"SELECT {MESSAGE_COLUMNS['postgresql']}, s.title, "
-        "ts_headline('english', m.content, top.query, ?), top.rank FROM top "
-        "JOIN messages m ON m.pk = top.pk JOIN sessions s ON s.id = m.session_id "
-        "ORDER BY top.rank DESC, top.pk DESC"
+    "filtered": (
+        "WITH top AS (SELECT x.pk, ts_rank_cd(x.search_vector, q.query) AS rank, q.query "
+        "FROM (SELECT {tsquery} AS query) q, message_search x JOIN messages m ON m.pk = x.pk "
+        "WHERE x.search_vector @@ q.query AND NOT EXISTS (SELECT 1 FROM sessions d "
+        "WHERE d.id = m.session_id AND d.status = 'deleted'){filters} "
+        "ORDER BY rank DESC, x.pk DESC LIMIT ?) " + _SEARCH_HITS_POSTGRES
     ),
 }
 # The top-ranked rowids for SEARCH["sqlite"]; joins only when a filter needs them.

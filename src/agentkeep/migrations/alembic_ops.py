@@ -119,13 +119,20 @@ def _metadata(concern: str):
     return importlib.import_module(f"agentkeep.{concern}.tables").metadata
 
 
+# Tables and indexes outside the declared schema: Alembic's own, and the search
+# structures that differ per dialect (PostgreSQL: chat_0001 put a generated column and an
+# index on messages; chat_0003 moved them to tables of their own).
+UNDECLARED_TABLES = ("alembic_version", "message_search", "search_backlog")
+SEARCH_INDEXES = ("messages_search", "message_search_vector")
+
+
 def _include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to) -> bool:
     # Search structures are dialect-specific and created by hand in the migrations.
-    if type_ == "table" and name and (name.startswith("messages_fts") or name == "alembic_version"):
+    if type_ == "table" and name and (name.startswith("messages_fts") or name in UNDECLARED_TABLES):
         return False
     if type_ == "column" and name == "search_vector":
         return False
-    return not (type_ == "index" and name == "messages_search")
+    return not (type_ == "index" and name in SEARCH_INDEXES)
 
 
 def run_in_context(context) -> None:

@@ -76,13 +76,16 @@ _IDENTIFIER = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _REVISION = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
-# Tables of a SQLite file: virtual tables and their shadow tables (the search index) are
-# left out of row counts, as the index is rebuilt from `messages` anyway.
+# Tables of a store, the search index aside (it is derived from `messages`): SQLite's
+# virtual tables and their shadow tables are left out of row counts by the caller,
+# PostgreSQL's vector table and queue (chat_0003) here.
 SQLITE_TABLES = ("SELECT name, sql FROM sqlite_master WHERE type = 'table' "
                  "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name")
 POSTGRES_TABLES = ("SELECT c.relname FROM pg_class c JOIN pg_namespace n "
                    "ON n.oid = c.relnamespace WHERE n.nspname = %s "
-                   "AND c.relkind IN ('r', 'p') ORDER BY c.relname")
+                   "AND c.relkind IN ('r', 'p') "
+                   "AND c.relname NOT IN ('message_search', 'search_backlog') "
+                   "ORDER BY c.relname")
 
 
 # --- the manifest --------------------------------------------------------------------

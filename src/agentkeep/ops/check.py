@@ -13,10 +13,11 @@ integrity           SQLite ``PRAGMA integrity_check``; PostgreSQL       no
 foreign_key         SQLite ``PRAGMA foreign_key_check``; PostgreSQL     no
                     rows violating a foreign key, constraints not
                     validated or with their triggers disabled
-search_index        SQLite: FTS5 ``integrity-check`` against the        rebuild
-                    messages, high-water mark above the newest
-                    message; PostgreSQL: the generated search column
-                    and its index exist
+search_index        SQLite: FTS5 ``integrity-check`` against the        rebuild (SQLite),
+                    messages, high-water mark above the newest         queue the
+                    message; PostgreSQL: the vector table, its index   missing
+                    and trigger exist, every message is indexed or     (PostgreSQL)
+                    queued
 drift               the live schema against ``tables.py``               no
 counters            session counters against a recount (one query)     recount
 head_depth          ``sessions.head_depth`` against the head's depth   recompute
@@ -107,20 +108,24 @@ PG_HAS_FUNCTION = (
     "SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
     "WHERE n.nspname = ? AND p.proname = ?"
 )
-# The generated tsvector column and its GIN index (created by the migration, outside the
-# declared schema, so drift does not look at them).
-PG_SEARCH_COLUMN = (
-    "SELECT a.attgenerated FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
-    "JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE n.nspname = ? AND c.relname = 'messages' AND a.attname = 'search_vector' "
-    "AND NOT a.attisdropped"
+# PostgreSQL's search structures (chat_0003; created by the migration, outside the
+# declared schema, so drift does not look at them): the vector table, its GIN index and
+# the trigger that queues new messages.
+PG_SEARCH_STRUCTURES = (
+    "SELECT to_regclass(quote_ident(?) || '.message_search') IS NOT NULL, "
+    "to_regclass(quote_ident(?) || '.message_search_vector') IS NOT NULL, "
+    "EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid "
+    "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? "
+    "AND c.relname = 'messages' AND t.tgname = 'messages_queue_for_search' "
+    "AND t.tgenabled <> 'D')"
 )
-PG_SEARCH_INDEX = (
-    "SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
-    "JOIN pg_class t ON t.oid = i.indrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-    "JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY(i.indkey) "
-    "WHERE n.nspname = ? AND t.relname = 'messages' AND a.attname = 'search_vector'"
+# Messages neither indexed nor queued: search would never find them.
+_UNSEARCHABLE = (
+    "FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_search x WHERE x.pk = m.pk) "
+    "AND NOT EXISTS (SELECT 1 FROM search_backlog b WHERE b.pk = m.pk)"
 )
+PG_UNSEARCHABLE = "SELECT count(*) " + _UNSEARCHABLE
+PG_QUEUE_UNSEARCHABLE = "INSERT INTO search_backlog (pk) SELECT m.pk " + _UNSEARCHABLE
 
 # --- chat consistency (both dialects) --------------------------------------------------------
 # Recounts of every session in one pass over messages (GROUP BY on the session index).
@@ -417,18 +422,22 @@ def _search_index_sqlite(store: Any) -> list[Finding]:
 
 def _search_index_postgres(backend: Any) -> list[Finding]:
     schema = backend.schema("chat")
-    findings = []
     with backend.read("chat") as conn:
-        column = conn.one(PG_SEARCH_COLUMN, (schema,))
-        index = conn.one(PG_SEARCH_INDEX, (schema,))
-    if column is None or column[0] != "s":
-        findings.append(Finding("chat", "search_index", "messages",
-                                "messages.search_vector is missing or not a generated column "
-                                "(not repaired: migrate the store again)"))
-    if index is None:
-        findings.append(Finding("chat", "search_index", "messages",
-                                "the GIN index on messages.search_vector is missing: search "
-                                "reads every message (not repaired: migrate the store again)"))
+        table, index, trigger = conn.one(PG_SEARCH_STRUCTURES, (schema, schema, schema))
+        missing = conn.one(PG_UNSEARCHABLE)[0] if table else 0
+    findings = []
+    for present, what in ((table, "the message_search table is missing"),
+                          (index, "the GIN index message_search_vector is missing: search "
+                                  "reads every vector"),
+                          (trigger, "the trigger messages_queue_for_search is missing or "
+                                    "disabled: new messages are not queued for search")):
+        if not present:
+            findings.append(Finding("chat", "search_index", "messages",
+                                    f"{what} (not repaired: migrate the store again)"))
+    if missing:
+        findings.append(Finding("chat", "search_index", "message_search",
+                                f"{missing} message(s) neither indexed nor queued for search: "
+                                "search does not find them", repairable=True))
     return findings
 
 
@@ -521,6 +530,11 @@ def _orphaned_tool_calls(backend: Any) -> list[Finding]:
 
 # --- repairs --------------------------------------------------------------------------------
 def _repair_search_index(backend: Any) -> str:
+    if backend.dialect == "postgresql":
+        with backend.write("chat") as conn:
+            queued = conn.run(PG_QUEUE_UNSEARCHABLE)
+        return (f"chat: queued {queued} message(s) for search (indexed by the next search "
+                "or optimize)")
     with backend.write("chat") as conn:
         conn.run(FTS_REBUILD)
         newest = conn.one(NEWEST_MESSAGE)[0]

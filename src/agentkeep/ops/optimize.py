@@ -11,7 +11,8 @@
    :data:`VACUUM_MIN_FREE_BYTES` (``vacuum=True``/``False`` forces it either way). VACUUM
    rewrites the file: it needs free disk space of about the size after VACUUM, holds the
    write lock while it runs, and is followed by a WAL checkpoint that truncates the -wal.
-3. **PostgreSQL**, per concern schema: merge the pending lists of GIN indexes
+3. **PostgreSQL**, per concern schema: index the search backlog (chat), merge the pending
+   lists of GIN indexes
    (``gin_clean_pending_list``), and ``ANALYZE`` every table (``VACUUM (ANALYZE)`` with
    ``vacuum=True``; PostgreSQL's autovacuum reclaims dead rows on its own).
 
@@ -155,7 +156,7 @@ def optimize(store: Any, *, vacuum: bool | None = None, retention: bool = True,
         if backend.dialect == "sqlite":
             report["concerns"].append(_sqlite(store, concern, vacuum, tell))
         else:
-            report["concerns"].append(_postgres(backend, concern, vacuum, tell))
+            report["concerns"].append(_postgres(store, concern, vacuum, tell))
     return report
 
 
@@ -236,10 +237,15 @@ def _vacuum(backend: Any, concern: str) -> None:
         conn.one("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
-def _postgres(backend: Any, concern: str, vacuum: bool | None,
+def _postgres(store: Any, concern: str, vacuum: bool | None,
               tell: Callable[[str], None]) -> dict[str, Any]:
+    backend = store._backend
     schema = backend.schema(concern)
     actions: list[str] = []
+    if concern == "chat":
+        indexed = store.chat.catch_up_index()
+        if indexed:
+            actions.append(f"indexed {indexed} new message(s) for search")
     with backend.read(concern) as conn:
         for name, oid in conn.all(PG_GIN_INDEXES, (schema,)):
             pages = conn.one("SELECT gin_clean_pending_list(CAST(CAST(? AS bigint) AS oid))",
