@@ -215,3 +215,20 @@ def test_naive_times_are_refused(store, corpus):
     naive = corpus["lisbon_flights"].created_at.replace(tzinfo=None)
     with pytest.raises(InvalidInput):
         store.chat.search("lisbon", since=naive)
+
+
+def test_a_bulk_backlog_is_indexed_at_once_and_its_queue_reclaimed(store):
+    """10,000 messages appended without a search: catch_up_index indexes them in one go,
+    and on PostgreSQL the emptied queue's dead rows are vacuumed away."""
+    session = store.chat.create_session()
+    for batch in range(10):
+        store.chat.append_many(session.id, [
+            {"role": "user", "content": f"bulk message {batch * 1000 + i} about item{i}"}
+            for i in range(1000)])
+    assert store.chat.catch_up_index() == 10_000
+    assert store.chat.catch_up_index() == 0
+    assert [hit.message.content for hit in store.chat.search("item7 1007")] == [
+        "bulk message 1007 about item7"]
+    if store.dialect == "postgresql":
+        with store._backend.read("chat") as conn:
+            assert conn.one("SELECT pg_relation_size('search_backlog')")[0] == 0

@@ -388,6 +388,7 @@ INDEX_BACKLOG_POSTGRES = (
     "SELECT m.pk, to_tsvector('english', m.content) FROM queued JOIN messages m "
     "ON m.pk = queued.pk ON CONFLICT (pk) DO NOTHING"
 )
+VACUUM_BACKLOG_POSTGRES = "VACUUM search_backlog"  # outside a transaction
 # Rank the matches of message_search alone (joined to messages only when a filter or a
 # soft-deleted session needs it), then join sessions and build headlines for the top
 # hits only: as fast as ranking a bare table (docs/performance.md, W5). The outer status
