@@ -32,14 +32,17 @@ class Search(ChatBase):
                 conn.one(sql.LOCK_BACKLOG_POSTGRES)
                 indexed = conn.run(sql.INDEX_BACKLOG_POSTGRES)
             if indexed >= VACUUM_QUEUE_AFTER and not self._backend.in_transaction(CONCERN):
-                # The emptied queue is all dead rows until autovacuum comes by: after a
-                # bulk import that is ~60 bytes per message on disk. Reclaim it now.
-                with self._read() as conn:
-                    conn.raw.execute(sql.VACUUM_BACKLOG_POSTGRES, prepare=False)
+                self._reclaim_queue()
             return indexed
         with self._read() as conn:
             newest, indexed, _ = conn.one(sql.SEARCH_BACKLOG)
         return self._index_backlog() if newest > indexed else 0
+
+    def _reclaim_queue(self) -> None:
+        """PostgreSQL, outside a transaction: an emptied queue is all dead rows until
+        autovacuum comes by, ~60 bytes per message on disk after a bulk import."""
+        with self._read() as conn:
+            conn.raw.execute(sql.VACUUM_BACKLOG_POSTGRES, prepare=False)
 
     def _index_backlog(self) -> int:
         with self._write() as conn:

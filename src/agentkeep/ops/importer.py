@@ -352,10 +352,12 @@ class Importer:
             with ExitStack() as transactions:
                 self.transactions = transactions
                 self._read(stream, total)
-                if self.dialect == "sqlite" and self.summary.written.get("chat.messages"):
+                if self.summary.written.get("chat.messages"):
                     # Inside the import's transaction, on its connection: the
                     # imported messages are searchable the moment they are committed.
                     self.summary.indexed = self.store.chat.catch_up_index()
+            if self.dialect == "postgresql" and self.summary.indexed:
+                self.store.chat._reclaim_queue()
         self.summary.seconds = round(time.perf_counter() - began, 3)
         return self.summary
 
