@@ -53,25 +53,41 @@ class Run:
                 drop_location(backend, location)
         return results
 
+    def side_by_side(self, backend: str, workload: str, function, *args, **kwargs) -> dict:
+        """A latency workload for every system at once, round by round (interleave)."""
+        locations = {system: self.location(backend, system, workload) for system in SYSTEMS}
+        for location in locations.values():
+            drop_location(backend, location)
+        log(f"{backend} {workload} {' and '.join(SYSTEMS)}, side by side")
+        results = workloads.interleave({
+            system: function(system, backend, location, *args, **kwargs)
+            for system, location in locations.items()})
+        for location in locations.values():
+            drop_location(backend, location)
+        return results
+
     def backend(self, backend: str) -> dict:
         c = self.config
         out: dict = {}
-        out["w1"] = self.each(backend, "w1", workloads.w1, c["w1_sessions"], c["w1_per"])
+        out["w1"] = self.side_by_side(backend, "w1", workloads.w1, c["w1_sessions"],
+                                      c["w1_per"])
         w2_args = (c["w2_total"], c["w2_sessions"], 50, 1000)
         out["w2"] = self.each(backend, "w2", workloads.w2, *w2_args)
-        out["w3_cold"], out["w3_hot"], out["w5"], out["w7"], out["read_all"] = {}, {}, {}, {}, {}
-        for system in SYSTEMS:
-            location = self.location(backend, system, "w2")
-            log(f"{backend} w3/w5/w7 {system}")
-            out["w3_cold"][system] = workloads.w3(system, backend, location, c["w2_sessions"],
-                                                  *w2_args[:1], 50, 1000, c["w3_reads"])
-            out["w3_hot"][system] = workloads.w3(system, backend, location, c["w2_sessions"],
-                                                 *w2_args[:1], 50, 1000, c["w3_reads"], hot=20)
+        stores = {system: self.location(backend, system, "w2") for system in SYSTEMS}
+        log(f"{backend} w3 {' and '.join(SYSTEMS)}, side by side")
+        for name, hot in (("w3_cold", 0), ("w3_hot", 20)):
+            out[name] = workloads.interleave({
+                system: workloads.w3(system, backend, location, c["w2_sessions"],
+                                     *w2_args[:1], 50, 1000, c["w3_reads"], hot=hot)
+                for system, location in stores.items()})
+        out["w5"], out["w7"], out["read_all"] = {}, {}, {}
+        for system, location in stores.items():
+            log(f"{backend} w5/w7 {system}")
             out["w5"][system] = workloads.w5(system, backend, location, c["w5_queries"])
             out["w7"][system] = workloads.w7(system, backend, location, c["w7_runs"])
             out["read_all"][system] = workloads.read_all(system, backend, location,
                                                          c["w2_sessions"])
-        out["w4"] = self.each(backend, "w4", workloads.w4, c["w4_msgs"], c["w4_reps"])
+        out["w4"] = self.side_by_side(backend, "w4", workloads.w4, c["w4_msgs"], c["w4_reps"])
         out["w6"] = self.each(backend, "w6", workloads.w6, 4, c["w6_per"], c["w6_sessions"])
         out["scaling"] = self.scaling(backend)
         for system in SYSTEMS:
@@ -89,10 +105,15 @@ class Run:
         build = workloads.w2("agentkeep", backend, location, sum(lengths), sessions, 0, 0,
                              lengths=lengths)
         keys = [f"s{i:06d}" for i in range(0, sessions, 50)]
-        big = workloads.w3("agentkeep", backend, location, sessions, 0, 0, 0, c["w3_reads"],
-                           keys=keys)
+        # Side by side with the same reads on the W2 store, so the ratio is the stores'.
+        w3 = workloads.interleave({
+            "big": workloads.w3("agentkeep", backend, location, sessions, 0, 0, 0,
+                                c["w3_reads"], keys=keys),
+            "w2": workloads.w3("agentkeep", backend, self.location(backend, "agentkeep", "w2"),
+                               c["w2_sessions"], c["w2_total"], 50, 1000, c["w3_reads"])})
         drop_location(backend, location)
-        return {"sessions": sessions, "build_msgs_per_s": build["msgs_per_s"], "w3_big": big}
+        return {"sessions": sessions, "build_msgs_per_s": build["msgs_per_s"],
+                "w3_big": w3["big"], "w3_w2": w3["w2"]}
 
 
 def machine() -> dict:

@@ -52,7 +52,7 @@ def targets(results: dict) -> list[dict]:
         checks.append({"backend": backend, "target": "append 20k-session / 100-session",
                        "ratio": round(ratio, 3), "limit": 1.3, "ok": ratio < 1.3})
         big = data["scaling"]["w3_big"]["us"]["p50"]
-        ratio = big / data["w3_cold"]["agentkeep"]["us"]["p50"]
+        ratio = big / data["scaling"]["w3_w2"]["us"]["p50"]
         checks.append({"backend": backend, "target": f"W3 {data['scaling']['sessions']}-session"
                        " store / W2 store", "ratio": round(ratio, 3), "limit": 1.5,
                        "ok": ratio < 1.5})

@@ -57,6 +57,32 @@ def peak_rss_mb() -> float:
     return float("nan")
 
 
+# --- running latency workloads side by side ---------------------------------------------------
+# The latency workloads (W1, W3, W4) are generators that yield after each round of timed
+# work. `interleave` advances the raw driver's and agentkeep's in turns (alternating who
+# goes first), so both meet the same machine: on a shared host the speed of the same
+# code drifts by up to 2x within a minute, and a ratio of two runs minutes apart
+# measured that drift as much as the code.
+def interleave(steps: dict) -> dict:
+    """Run workload generators round by round; returns each one's result by name."""
+    results, active, turn = {}, dict(steps), 0
+    while active:
+        names = list(active) if turn % 2 == 0 else list(reversed(active))
+        for name in names:
+            try:
+                next(active[name])
+            except StopIteration as done:
+                results[name] = done.value
+                del active[name]
+        turn += 1
+    return results
+
+
+def alone(steps) -> dict:
+    """Run one workload generator to its end."""
+    return interleave({"one": steps})["one"]
+
+
 # --- W1: single-commit appends interleaved over many sessions --------------------------------
 def w1(name, backend, location, sessions: int, per_session: int) -> dict:
     conversations = [textgen.conversation(10_000 + k, per_session) for k in range(sessions)]
@@ -65,13 +91,15 @@ def w1(name, backend, location, sessions: int, per_session: int) -> dict:
     system.open()
     for k in range(sessions):  # sessions exist before timing, as in a live app
         system.append_many(f"w1-{k:04d}", [])
-    lat = []
-    start = perf()
-    for k, message in order:
-        t = perf()
-        system.append(f"w1-{k:04d}", message)
-        lat.append(perf() - t)
-    elapsed = perf() - start
+    lat, elapsed = [], 0.0
+    for round_start in range(0, len(order), sessions):  # a round: one message each
+        start = perf()
+        for k, message in order[round_start:round_start + sessions]:
+            t = perf()
+            system.append(f"w1-{k:04d}", message)
+            lat.append(perf() - t)
+        elapsed += perf() - start
+        yield
     check(system, system.all("w1-0000"), conversations[0], "W1 all")
     system.close()
     return {"messages": len(order), "msgs_per_s": len(order) / elapsed, "append_us": latency(lat)}
@@ -138,12 +166,14 @@ def w3(name, backend, location, sessions: int, total: int, low: int, high: int, 
     for key in (pool if hot else rng.sample(pool, min(20, len(pool)))):  # warm-up, untimed
         system.last_n(key, n)
     lat, picks = [], []
-    for _ in range(reads):
+    for read in range(reads):
         key = rng.choice(pool)
         t = perf()
         rows = system.last_n(key, n)
         lat.append(perf() - t)
         picks.append((key, len(rows)))
+        if read % 50 == 49:
+            yield
     if lengths is not None:
         for key, got in picks:
             if got != min(n, lengths[int(key[1:])]):
@@ -168,31 +198,36 @@ def w4(name, backend, location, length: int, reps: int, batch: int = 500,
     system = make(name, backend, location)
     system.open()
     system.all("long")  # warm-up
+    yield
     load = []
     for _ in range(reps):
         t = perf()
         rows = system.all("long")
         load.append((perf() - t) * 1e3)
+        yield
     check(system, rows, body, "W4 all")
     last = []
-    for _ in range(50):
+    for read in range(50):
         t = perf()
         rows = system.last_n("long", 50)
         last.append(perf() - t)
+        if read % 10 == 9:
+            yield
     check(system, rows, body[-50:], "W4 last_n")
-    append = []
-    for message in extra:
+    # The same appends into a short session, alternating with the long one's: cost must
+    # not grow with history.
+    short = textgen.conversation(888_888, 100 + appends)
+    system.append_many("short", short[:100])
+    append, append_short = [], []
+    for number, (message, other) in enumerate(zip(extra, short[100:], strict=True)):
         t = perf()
         system.append("long", message)
         append.append(perf() - t)
-    # The same appends into a short session: cost must not grow with history.
-    short = textgen.conversation(888_888, 100 + appends)
-    system.append_many("short", short[:100])
-    append_short = []
-    for message in short[100:]:
         t = perf()
-        system.append("short", message)
+        system.append("short", other)
         append_short.append(perf() - t)
+        if number % 10 == 9:
+            yield
     system.close()
     return {"messages": length, "load_all_ms": statistics.median(load),
             "last_n_us": latency(last), "append_long_us": latency(append),
