@@ -1,4 +1,5 @@
-"""Full-text search: FTS5 fed from a high-water mark on SQLite, tsvector on PostgreSQL."""
+"""Full-text search: FTS5 fed from a high-water mark on SQLite, a tsvector table fed from a
+queue on PostgreSQL; both indexed by the next search, off the append path."""
 
 from __future__ import annotations
 
