@@ -193,7 +193,7 @@ def test_round_trip_sqlite_postgres_sqlite_is_identical_row_for_row(factories):
 
     middle = factories("postgres").open()
     summary = import_bytes(middle, first)
-    assert summary.indexed == 0 and summary.messages > 50
+    assert summary.indexed == summary.messages > 50  # searchable once committed
     assert dump(middle) == dump(source)
     second = export_bytes(middle)
     # The files differ only in their headers (dialect, time of export).
