@@ -394,3 +394,25 @@ def test_last_turns_arguments(store):
             store.chat.last_turns(session.id, turns)
     with pytest.raises(NotFound):
         store.chat.last_turns("missing", 1)
+
+
+def test_a_large_batch_keeps_every_byte(store):
+    """Batches of 20+ go in by COPY on PostgreSQL: text that COPY escapes (tabs, newlines,
+    backslashes, a literal \\N, quotes) must come back exactly, fields and all."""
+    session = store.chat.create_session()
+    awkward = ["tab\there", "line\nbreak\r\n", "back\\slash \\N \\\\", "'quotes' \"too\"",
+               "", "ünïcödé — 😀", "\\.", "comma, separated; values|pipes"]
+    batch = [{"role": "assistant" if i % 2 else "user", "content": awkward[i % len(awkward)],
+              "provider": "p\tq" if i % 3 == 0 else None, "model": "m\\n" if i % 5 == 0 else None,
+              "usage": {"input_tokens": i, "output_tokens": 2 * i, "note": awkward[i % 8]},
+              "cost": i / 1000, "metadata": {"k": awkward[(i + 1) % 8], "n": [i, None]}}
+             for i in range(30)]
+    written = store.chat.append_many(session.id, batch)
+    read = store.chat.history(session.id)
+    assert read == written
+    for message, fields in zip(read, batch, strict=True):
+        assert message.content == fields["content"]
+        assert (message.provider, message.model) == (fields["provider"], fields["model"])
+        assert message.usage == fields["usage"] and message.metadata == fields["metadata"]
+        assert message.input_tokens == fields["usage"]["input_tokens"]
+    assert store.chat.get_session(session.id).message_count == 30

@@ -48,6 +48,13 @@ class PostgresConnection(Connection):
         with self.raw.cursor() as cursor:
             cursor.executemany(to_psycopg(sql), rows)
 
+    def copy(self, sql, rows):
+        """``COPY ... FROM STDIN`` of new rows: several times faster than INSERT for a
+        batch (no statement per row)."""
+        with self.raw.cursor() as cursor, cursor.copy(sql) as copy:
+            for row in rows:
+                copy.write_row(row)
+
 
 def schema_name(prefix: str, concern: str) -> str:
     return f"{prefix}_{concern}"

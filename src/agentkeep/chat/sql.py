@@ -159,6 +159,12 @@ INSERT_MESSAGE = (
     "provider, model, finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, "
     "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
+# PostgreSQL, a batch: the same columns by COPY (see store.COPY_FROM).
+COPY_MESSAGES = (
+    "COPY messages (id, session_id, parent_id, seq, depth, role, content, parts, provider, "
+    "model, finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, "
+    "created_at) FROM STDIN"
+)
 SELECT_MESSAGE = _reading_messages("SELECT {message_columns} FROM messages m WHERE m.id = ?")
 MESSAGE_POSITION = "SELECT session_id, depth, seq FROM messages WHERE id = ?"
 # Every message of a session, all branches, in append order.

@@ -48,6 +48,9 @@ from .search import Search
 from .tools import ToolCalls
 
 NO_LIMIT = 2**62
+# PostgreSQL: batches of this many messages or more go in by COPY (executemany sends a
+# statement per row; COPY measured 1.2-1.3x the throughput for batches of 500).
+COPY_FROM = 20
 _UNSET: Any = object()
 _HEAD: Any = object()
 
@@ -362,6 +365,8 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         pending = rows[1:] if parent_id is _HEAD else rows  # the first may be in already
         if len(pending) == 1:
             conn.run(sql.INSERT_MESSAGE, pending[0])
+        elif self._dialect == "postgresql" and len(pending) >= COPY_FROM:
+            conn.copy(sql.COPY_MESSAGES, pending)
         elif pending:
             conn.many(sql.INSERT_MESSAGE, pending)
         summary_id = None

@@ -762,9 +762,7 @@ class Importer:
         if self.dialect == "postgresql" and table.spec.kind not in CONTENT_ADDRESSED:
             # COPY: several times faster than INSERT for a batch; new rows only, which
             # these are (existing ones were compared and skipped above).
-            with conn.raw.cursor() as cursor, cursor.copy(table.copy) as copy:
-                for values in rows:
-                    copy.write_row(values)
+            conn.copy(table.copy, rows)
         elif len(rows) == 1:
             conn.run(table.insert, rows[0])
         else:
