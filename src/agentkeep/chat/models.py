@@ -55,8 +55,6 @@ class Session(Record):
 # A message row packs its rarely set fields into one value (sql.MESSAGE_COLUMNS): None
 # when all are unset, the JSON array text the database built, or this tuple when the
 # store built the record itself. usage and metadata stay JSON text until read.
-_EXTRAS = ("provider", "model", "finish_reason", "input_tokens", "output_tokens", "usage",
-           "cost_nanos", "metadata")
 _UNSET_EXTRAS = (None, None, None, 0, 0, None, 0, "{}")
 
 

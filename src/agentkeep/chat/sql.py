@@ -120,13 +120,18 @@ SESSION_FOR_APPEND = {
     ),
 }
 SESSION_FOR_READ = SESSION_FOR_APPEND["sqlite"]
+# The columns a message is written with, in the order of INSERT_MESSAGE's values (and of
+# models.stored_message).
+_WRITTEN_COLUMNS = (
+    "id, session_id, parent_id, seq, depth, role, content, parts, provider, model, "
+    "finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, created_at"
+)
 # The common append, a message answering the head, in one statement: the session row
 # gives parent, seq and depth (under the row lock on PostgreSQL; FOR UPDATE re-reads the
 # row after waiting, so concurrent appends see each other's head).
 _APPEND_AT_HEAD = (
-    "INSERT INTO messages (id, session_id, parent_id, seq, depth, role, content, parts, "
-    "provider, model, finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, "
-    "created_at) SELECT ?, id, head_id, message_count + 1, head_depth + 1, ?, ?, ?, ?, ?, ?, "
+    f"INSERT INTO messages ({_WRITTEN_COLUMNS}) "
+    "SELECT ?, id, head_id, message_count + 1, head_depth + 1, ?, ?, ?, ?, ?, ?, "
     "?, ?, ?, ?, ?, ? FROM sessions WHERE id = ? AND status <> 'deleted'"
 )
 APPEND_AT_HEAD = {
@@ -147,24 +152,18 @@ APPEND_ONE_POSTGRES = (
     "summary_id = COALESCE(?, s.summary_id), updated_at = ?, active_at = ? FROM old "
     "WHERE s.id = old.id RETURNING old.head_id AS parent_id, old.message_count + 1 AS seq, "
     "old.head_depth + 1 AS depth) "
-    "INSERT INTO messages (id, session_id, parent_id, seq, depth, role, content, parts, "
-    "provider, model, finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, "
-    "created_at) SELECT ?, ?, parent_id, seq, depth, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
+    f"INSERT INTO messages ({_WRITTEN_COLUMNS}) "
+    "SELECT ?, ?, parent_id, seq, depth, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
     "FROM moved RETURNING parent_id, seq, depth"
 )
 
 # --- messages -------------------------------------------------------------------------
 INSERT_MESSAGE = (
-    "INSERT INTO messages (id, session_id, parent_id, seq, depth, role, content, parts, "
-    "provider, model, finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, "
-    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO messages ({_WRITTEN_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 # PostgreSQL, a batch: the same columns by COPY (see store.COPY_FROM).
-COPY_MESSAGES = (
-    "COPY messages (id, session_id, parent_id, seq, depth, role, content, parts, provider, "
-    "model, finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, "
-    "created_at) FROM STDIN"
-)
+COPY_MESSAGES = f"COPY messages ({_WRITTEN_COLUMNS}) FROM STDIN"
 SELECT_MESSAGE = _reading_messages("SELECT {message_columns} FROM messages m WHERE m.id = ?")
 MESSAGE_POSITION = "SELECT session_id, depth, seq FROM messages WHERE id = ?"
 # Every message of a session, all branches, in append order.
