@@ -93,11 +93,12 @@ def check_text(field: str, value: object, *, optional: bool = False,
         raise InvalidInput(field, f"is longer than {max_length} characters")
     if "\x00" in value:
         raise InvalidInput(field, "contains a NUL character, which cannot be stored")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(field, "contains a lone surrogate; text must be valid Unicode") \
-            from None
+    if not value.isascii():  # ASCII text cannot hold a surrogate; skip the copy
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidInput(field, "contains a lone surrogate; text must be valid "
+                                      "Unicode") from None
     return value
 
 

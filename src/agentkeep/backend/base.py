@@ -8,7 +8,6 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
@@ -37,13 +36,15 @@ class Connection:
         self.raw.executemany(sql, rows)
 
 
-@dataclass
 class Frame:
     """One open transaction block: the outermost owns the connection."""
 
-    concern: str
-    conn: Connection
-    savepoint: str | None
+    # A plain class, not a dataclass: importing dataclasses (and inspect with it) was
+    # a fifth of `import agentkeep`'s cold-start time.
+    __slots__ = ("concern", "conn", "savepoint")
+
+    def __init__(self, concern: str, conn: Connection, savepoint: str | None) -> None:
+        self.concern, self.conn, self.savepoint = concern, conn, savepoint
 
 
 class Backend(ABC):

@@ -96,40 +96,48 @@ def _object_json(field: str, value: object) -> str:
 
 def prepare_message(fields: Mapping[str, Any]) -> dict[str, Any]:
     """Validate one message's fields; return them encoded for INSERT_MESSAGE."""
-    unknown = set(fields) - MESSAGE_FIELDS
-    if unknown:
+    if not MESSAGE_FIELDS.issuperset(fields):
+        unknown = set(fields) - MESSAGE_FIELDS
         # A caller's dict may have keys of mixed types (sorted() would raise TypeError)
         # or an empty key (an InvalidInput naming no field): name the field by repr.
         key = min(unknown, key=repr)
         field = key if isinstance(key, str) and key else "message"
         raise InvalidInput(field, f"{shown(key, 40)} is not a message field; known: "
                                   + ", ".join(sorted(MESSAGE_FIELDS)))
-    role = check_choice("role", fields.get("role"), ROLES)
-    parts = check_parts(fields.get("parts"))
-    content = fields.get("content")
+    # Runs for every message written: fields left out (the usual case for all but role
+    # and content) skip their checks rather than pass None through them.
+    get = fields.get
+    role = check_choice("role", get("role"), ROLES)
+    parts = get("parts")
+    parts = check_parts(parts) if parts is not None else []
+    content = get("content")
     if content is None:
         content = text_of_parts(parts)
     check_text("content", content)
-    input_tokens, output_tokens, usage = check_usage(fields.get("usage"))
-    summary = fields.get("summary", False)
-    if not isinstance(summary, bool):
+    usage = get("usage")
+    input_tokens, output_tokens, usage = check_usage(usage) if usage is not None \
+        else (0, 0, None)
+    summary = get("summary", False)
+    if summary is not False and summary is not True:
         raise InvalidInput("summary", "must be True or False")
+    provider, model, finish_reason = get("provider"), get("model"), get("finish_reason")
+    cost, metadata = get("cost"), get("metadata")
     return {
         "role": role,
         "content": content,
         "parts": parts,
         "parts_json": dump_json("parts", parts) if parts else "[]",
-        "provider": check_text("provider", fields.get("provider"), optional=True,
-                               max_length=MAX_NAME_LENGTH),
-        "model": check_text("model", fields.get("model"), optional=True,
-                            max_length=MAX_NAME_LENGTH),
-        "finish_reason": check_text("finish_reason", fields.get("finish_reason"), optional=True,
-                                    max_length=MAX_NAME_LENGTH),
+        "provider": None if provider is None else check_text(
+            "provider", provider, max_length=MAX_NAME_LENGTH),
+        "model": None if model is None else check_text(
+            "model", model, max_length=MAX_NAME_LENGTH),
+        "finish_reason": None if finish_reason is None else check_text(
+            "finish_reason", finish_reason, max_length=MAX_NAME_LENGTH),
         "input_tokens": input_tokens,
         "output_tokens": output_tokens,
         "usage": usage,
-        "cost_nanos": encode_cost("cost", fields.get("cost")),
-        "metadata_json": _object_json("metadata", fields.get("metadata")),
+        "cost_nanos": 0 if cost is None else encode_cost("cost", cost),
+        "metadata_json": "{}" if metadata is None else _object_json("metadata", metadata),
         "summary": summary,
     }
 
