@@ -5,14 +5,16 @@ from __future__ import annotations
 import itertools
 import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import StoreConfig
 from ..errors import AgentkeepError, StoreClosed
+
+T = TypeVar("T")
 
 
 class Connection:
@@ -206,6 +208,15 @@ class Backend(ABC):
 
     def unpin(self, token: object) -> None:
         self._pinned.reset(token)  # type: ignore[arg-type]
+
+    def alone(self, concern: str, statement: Callable[[Connection], T]) -> T:
+        """Run ``statement(conn)``, one self-contained SQL statement, as a transaction.
+
+        Here: inside write(). PostgreSQL runs it without BEGIN and COMMIT when no
+        transaction is open (a statement commits by itself in autocommit mode).
+        """
+        with self.write(concern) as conn:
+            return statement(conn)
 
     def write(self, concern: str) -> _Write:
         """A transaction (or a savepoint when nested); commits on success, rolls back on error."""

@@ -27,7 +27,7 @@ from ..codec import (
 )
 from ..errors import Conflict, InvalidInput, NotFound
 from . import sql
-from .base import ChatBase
+from .base import CONCERN, ChatBase
 from .files import Files
 from .models import (
     Branch,
@@ -315,6 +315,12 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         parent_id = _HEAD
         if "parent_id" in messages[0]:
             parent_id = check_id("parent_id", messages[0]["parent_id"], optional=True)
+        if parent_id is _HEAD and len(prepared) == 1 and not prepared[0]["parts"] \
+                and self._dialect == "postgresql":
+            # One statement (APPEND_ONE_POSTGRES) that commits by itself.
+            item, stamp = prepared[0], now()
+            return self._backend.alone(CONCERN, lambda conn: self._append_one_postgres(
+                conn, session_id, item, stamp, stamp))
         with self._write() as conn:
             return self._append_rows(conn, session_id, prepared, parent_id)
 
