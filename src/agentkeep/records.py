@@ -77,14 +77,14 @@ def json_column(index: int, doc: str | None = None) -> cached_property:
 
 
 def time_column(index: int, doc: str | None = None) -> cached_property:
-    """A time field: ISO text (SQLite) or a datetime (PostgreSQL), as an aware UTC datetime."""
+    """A time field: ISO text or a datetime, as an aware UTC datetime."""
     def decode(self):
         value = self._row[index]
         if value is None:
             return None
-        if isinstance(value, datetime):
-            return value.astimezone(UTC)
-        return datetime.fromisoformat(value)
+        if not isinstance(value, datetime):
+            value = datetime.fromisoformat(value)
+        return value if value.tzinfo is UTC else value.astimezone(UTC)
     decode.__doc__ = doc
     return cached_property(decode)
 

@@ -396,3 +396,31 @@ def test_export_inside_a_transaction_sees_its_rows(store):
         data = export_bytes(store)
         assert store.chat.list_sessions().items  # the transaction is still usable
     assert b"not committed yet" in data
+
+
+def test_imported_times_read_back_as_the_same_instants_in_utc(stores, factories):
+    """Message times come back exactly, in UTC, whatever zone the file gave them in and
+    whether or not they have a fraction of a second (PostgreSQL reads them as text)."""
+    source = stores.open()
+    session = source.chat.create_session()
+    for text in ("one", "two", "three"):
+        source.chat.append(session.id, "user", text)
+    given = ["2026-01-02T03:04:05+00:00", "2026-01-02T08:34:05.5+05:30",
+             "2026-01-02T03:04:05.000001Z"]
+    expected = [datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+                datetime(2026, 1, 2, 3, 4, 5, 500000, tzinfo=UTC),
+                datetime(2026, 1, 2, 3, 4, 5, 1, tzinfo=UTC)]
+    lines = export_bytes(source).decode().splitlines()
+    times = iter(given)
+    for index, line in enumerate(lines):
+        record = json.loads(line)
+        if record["kind"] == "chat.messages":
+            record["row"]["created_at"] = next(times)
+            lines[index] = json.dumps(record)
+    target = factories(stores.backend).open()
+    import_bytes(target, ("\n".join(lines) + "\n").encode())
+    read = target.chat.history(session.id)
+    assert [m.created_at for m in read] == expected
+    assert all(m.created_at.tzinfo is UTC for m in read)
+    assert [target.chat.get_message(m.id).created_at for m in read] == expected
+    assert [m.created_at for m in target.chat.history(session.id, last=2)] == expected[1:]

@@ -98,7 +98,9 @@ class PostgresBackend(Backend):
                         "connect_timeout": CONNECT_TIMEOUT,
                         # Named so that restore (and DBAs) can find the app's connections.
                         "application_name": f"agentkeep {config.schema_prefix}",
-                        "options": f"-c search_path={schema}"})
+                        # Times read as text (chat/sql.py) are ISO and UTC.
+                        "options": f"-c search_path={schema} -c DateStyle=ISO "
+                                   "-c TimeZone=UTC"})
             pool.open(wait=False)
             self._pools[concern] = pool
 

@@ -33,10 +33,15 @@ _MESSAGE_EXTRAS = {  # usage and metadata go in as their JSON text, decoded on f
         "AS TEXT)"
     ),
 }
+# created_at as text on PostgreSQL too (ISO, UTC: the backend's connections set DateStyle
+# and TimeZone), parsed on first read: psycopg building a datetime per row was ~1.3 µs,
+# a quarter of reading the last 50 messages.
+_MESSAGE_CREATED = {"sqlite": "m.created_at", "postgresql": "CAST(m.created_at AS TEXT)"}
 MESSAGE_COLUMNS = {
     dialect: (
         "m.id, m.session_id, m.parent_id, m.seq, m.depth, m.role, m.content, m.parts, "
-        f"m.created_at, CASE WHEN {_MESSAGE_EXTRAS_UNSET} THEN NULL ELSE {extras} END"
+        f"{_MESSAGE_CREATED[dialect]}, "
+        f"CASE WHEN {_MESSAGE_EXTRAS_UNSET} THEN NULL ELSE {extras} END"
     )
     for dialect, extras in _MESSAGE_EXTRAS.items()
 }
