@@ -35,6 +35,7 @@ class Run:
     def __init__(self, scale: str, workdir: Path) -> None:
         self.config = SCALES[scale]
         self.workdir = workdir
+        self.text_dir = workdir / "text"  # generated messages, shared by every system
         self.tag = f"b{os.getpid()}"
 
     def location(self, backend: str, system: str, workload: str):
@@ -72,7 +73,7 @@ class Run:
         out["w1"] = self.side_by_side(backend, "w1", workloads.w1, c["w1_sessions"],
                                       c["w1_per"])
         w2_args = (c["w2_total"], c["w2_sessions"], 50, 1000)
-        out["w2"] = self.each(backend, "w2", workloads.w2, *w2_args)
+        out["w2"] = self.each(backend, "w2", workloads.w2, *w2_args, text_dir=self.text_dir)
         stores = {system: self.location(backend, system, "w2") for system in SYSTEMS}
         log(f"{backend} w3 {' and '.join(SYSTEMS)}, side by side")
         for name, hot in (("w3_cold", 0), ("w3_hot", 20)):
@@ -103,7 +104,7 @@ class Run:
         drop_location(backend, location)
         log(f"{backend} scaling: {sessions} sessions")
         build = workloads.w2("agentkeep", backend, location, sum(lengths), sessions, 0, 0,
-                             lengths=lengths)
+                             lengths=lengths, text_dir=self.text_dir)
         keys = [f"s{i:06d}" for i in range(0, sessions, 50)]
         # Side by side with the same reads on the W2 store, so the ratio is the stores'.
         w3 = workloads.interleave({

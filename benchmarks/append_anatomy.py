@@ -3,11 +3,16 @@
 raw baseline of W1, in one run (docs/performance.md, "Where the time goes")::
 
     python -m benchmarks.append_anatomy [--commits 6000]
+
+Besides the median time it reports the pages each commit writes to the WAL (the WAL's
+growth over the timed commits, checkpoints held off): a count, so it does not move with
+the machine's load the way the times do.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import statistics
 import tempfile
@@ -38,7 +43,8 @@ VARIANTS = {
 
 def _connect(path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
+                   "wal_autocheckpoint=0"):  # the WAL's growth counts the pages written
         conn.execute(f"PRAGMA {pragma}")
     return conn
 
@@ -51,16 +57,22 @@ def _agentkeep_ddl(directory: Path) -> list[str]:
             "AND sql IS NOT NULL")]
 
 
-def _timed(commits: int, one) -> float:
+def _timed(conn: sqlite3.Connection, path: Path, commits: int, one) -> tuple[float, float]:
+    """(median µs, WAL pages written per commit) over ``commits`` commits after a warm-up."""
+    for i in range(500):
+        one(i)
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    page = conn.execute("PRAGMA page_size").fetchone()[0]
     times = []
-    for i in range(commits):
+    for i in range(500, 500 + commits):
         started = time.perf_counter()
         one(i)
         times.append(time.perf_counter() - started)
-    return statistics.median(times) * 1e6
+    frames = (os.path.getsize(f"{path}-wal") - 32) / (page + 24)  # WAL header, frame headers
+    return statistics.median(times) * 1e6, frames / commits
 
 
-def raw(directory: Path, commits: int) -> float:
+def raw(directory: Path, commits: int) -> tuple[float, float]:
     conn = _connect(directory / "raw.db")
     for statement in RAW_SCHEMA:
         conn.execute(statement)
@@ -76,10 +88,11 @@ def raw(directory: Path, commits: int) -> float:
                      "VALUES (?, ?, ?, ?, ?)", (session_id, "user", TEXT, None, now))
         conn.execute("COMMIT")
 
-    return _timed(commits, one)
+    return _timed(conn, directory / "raw.db", commits, one)
 
 
-def variant(directory: Path, ddl: list[str], without: tuple[str, ...], commits: int) -> float:
+def variant(directory: Path, ddl: list[str], without: tuple[str, ...],
+            commits: int) -> tuple[float, float]:
     conn = _connect(directory / "variant.db")
     for statement in ddl:
         if "activity" in without and "sessions_by_activity" in statement:
@@ -106,7 +119,7 @@ def variant(directory: Path, ddl: list[str], without: tuple[str, ...], commits: 
                                           session_id))
         conn.execute("COMMIT")
 
-    return _timed(commits, one)
+    return _timed(conn, directory / "variant.db", commits, one)
 
 
 def main() -> None:
@@ -119,10 +132,11 @@ def main() -> None:
                                                       commits)}
         for name, without in VARIANTS.items():
             results[name] = variant(Path(tempfile.mkdtemp(dir=scratch)), ddl, without, commits)
-    base = results["raw sqlite3 (W1's baseline)"]
-    print("| append SQL, one commit each | p50 | ÷ raw |\n|---|---|---|")
-    for name, value in results.items():
-        print(f"| {name} | {value:.1f} µs | ×{value / base:.2f} |")
+    base = results["raw sqlite3 (W1's baseline)"][0]
+    print("| append SQL, one commit each | p50 | ÷ raw | WAL pages per commit |\n"
+          "|---|---|---|---|")
+    for name, (value, pages) in results.items():
+        print(f"| {name} | {value:.1f} µs | ×{value / base:.2f} | {pages:.2f} |")
 
 
 if __name__ == "__main__":

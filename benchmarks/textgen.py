@@ -6,7 +6,12 @@ messages and a child process can regenerate them from the seed alone.
 
 from __future__ import annotations
 
+import hashlib
+import marshal
+import os
 import random
+from collections.abc import Iterator
+from pathlib import Path
 
 _COMMON = (
     "the of and to a in is it you that for on are with as be at this have from or by "
@@ -104,3 +109,30 @@ def queries(count: int, seed: int = 99) -> list[str]:
     """Search queries of 1-3 topic words."""
     rng = random.Random(seed)
     return [" ".join(rng.sample(_TOPICS[:60], rng.randint(1, 3))) for _ in range(count)]
+
+
+def conversations(lengths: list[int], cache_dir: Path | None = None) -> Iterator[list[dict]]:
+    """``conversation(index, length)`` for each length in order, streamed.
+
+    With ``cache_dir`` the messages are generated once per list of lengths and kept in a
+    file there (marshal, one conversation after another), which later calls read back:
+    generating a million messages takes about a minute, reading them a few seconds, and
+    W2 and the scaling store need the same ones for every system and backend. Memory
+    stays at one conversation either way.
+    """
+    if cache_dir is None:
+        for index, length in enumerate(lengths):
+            yield conversation(index, length)
+        return
+    key = hashlib.sha256(repr(lengths).encode()).hexdigest()[:16]
+    path = Path(cache_dir) / f"conversations-{key}.marshal"
+    if not path.exists():
+        Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        with partial.open("wb") as out:
+            for index, length in enumerate(lengths):
+                marshal.dump(conversation(index, length), out)
+        partial.replace(path)
+    with path.open("rb") as source:
+        for _ in lengths:
+            yield marshal.load(source)

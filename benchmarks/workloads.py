@@ -108,14 +108,15 @@ def w1(name, backend, location, sessions: int, per_session: int) -> dict:
 
 
 # --- W2: bulk import, in a child process so its RSS is its own ----------------------------------
-def _w2_child(name, backend, location, lengths, batch_low, batch_high, queue) -> None:
+def _w2_child(name, backend, location, lengths, batch_low, batch_high, text_dir,
+              queue) -> None:
     system = make(name, backend, location)
     system.open()
     rng = random.Random(42)
     total = sum(lengths)
     marks, next_mark, done, timed = [], total // 10, 0, 0.0
-    for index, length in enumerate(lengths):
-        messages = textgen.conversation(index, length)
+    for index, (length, messages) in enumerate(
+            zip(lengths, textgen.conversations(lengths, text_dir), strict=True)):
         key = f"s{index:06d}"
         position = 0
         while position < length:
@@ -152,9 +153,16 @@ def in_child(target, *args, timeout: float = 3600) -> dict:
 
 
 def w2(name, backend, location, total: int, sessions: int, low: int, high: int,
-       batch_low: int = 100, batch_high: int = 1000, lengths: list[int] | None = None) -> dict:
+       batch_low: int = 100, batch_high: int = 1000, lengths: list[int] | None = None,
+       text_dir: Path | None = None) -> dict:
+    """Bulk import; with ``text_dir`` the (untimed) messages are generated once per run
+    and read back by every later system and backend (textgen.conversations)."""
     lengths = lengths or textgen.session_lengths(sessions, total, low, high)
-    return in_child(_w2_child, name, backend, location, lengths, batch_low, batch_high)
+    if text_dir is not None:
+        for _ in textgen.conversations(lengths, text_dir):  # generate before the child
+            pass
+    return in_child(_w2_child, name, backend, location, lengths, batch_low, batch_high,
+                    text_dir)
 
 
 # --- W3: last 50 of a random session, on a fresh handle ------------------------------------------
