@@ -124,7 +124,9 @@ def conversations(lengths: list[int], cache_dir: Path | None = None) -> Iterator
         for index, length in enumerate(lengths):
             yield conversation(index, length)
         return
-    key = hashlib.sha256(repr(lengths).encode()).hexdigest()[:16]
+    # Keyed by the lengths and by this generator's own source, so a kept --workdir
+    # never serves text from an older generator.
+    key = hashlib.sha256(Path(__file__).read_bytes() + repr(lengths).encode()).hexdigest()[:16]
     path = Path(cache_dir) / f"conversations-{key}.marshal"
     if not path.exists():
         Path(cache_dir).mkdir(parents=True, exist_ok=True)

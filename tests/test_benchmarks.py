@@ -10,11 +10,12 @@ targets) are not looked at: speed lives in ``python -m benchmarks``, not in test
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from benchmarks.__main__ import SCALES, main
 
-from conftest import postgres_or_skip
+from conftest import drop_schemas, postgres_or_skip
 
 
 @pytest.mark.timeout(900)
@@ -23,21 +24,20 @@ def test_small_run_reads_back_every_message_in_order(backend, tmp_path):
     if backend == "postgres":
         postgres_or_skip()
     results_path = tmp_path / "results.json"
-    main(["--scale", "small", "--backend", backend, "--json", str(results_path),
-          "--workdir", str(tmp_path / "work")])
+    try:
+        main(["--scale", "small", "--backend", backend, "--json", str(results_path),
+              "--workdir", str(tmp_path / "work")])
+    finally:
+        if backend == "postgres":  # a run that failed half-way leaves its schemas
+            drop_schemas(f"b{os.getpid()}")
     scale = SCALES["small"]
     results = json.loads(results_path.read_text())["backends"][backend]
     for system in ("raw", "agentkeep"):
-        assert results["w1"][system]["messages"] == scale["w1_sessions"] * scale["w1_per"]
-        assert results["w2"][system]["messages"] == scale["w2_total"]
-        for mode in ("w3_cold", "w3_hot"):
-            assert results[mode][system]["reads"] == scale["w3_reads"]
-        assert results["w4"][system]["messages"] == scale["w4_msgs"]
-        assert results["w5"][system]["queries"] == scale["w5_queries"]
-        assert results["w5"][system]["mean_hits"] > 0
-        assert results["w6"][system]["messages"] == 4 * scale["w6_per"]
-        assert (results["w6"][system]["errors"], results["w6"][system]["lost"]) == (0, 0)
+        # Reading every session back found every message W2 wrote...
         assert results["read_all"][system]["messages"] == scale["w2_total"]
-    # Both systems find the same number of hits for the same queries (limit 20 each).
+        # ...four processes lost nothing and hit no error...
+        w6 = results["w6"][system]
+        assert (w6["messages"], w6["errors"], w6["lost"]) == (4 * scale["w6_per"], 0, 0)
+        # ...and searches found something.
+        assert results["w5"][system]["mean_hits"] > 0
     assert results["w5"]["agentkeep"]["mean_hits"] == results["w5"]["raw"]["mean_hits"]
-    assert results["scaling"]["sessions"] == scale["big_sessions"]

@@ -416,3 +416,29 @@ def test_a_large_batch_keeps_every_byte(store):
         assert message.usage == fields["usage"] and message.metadata == fields["metadata"]
         assert message.input_tokens == fields["usage"]["input_tokens"]
     assert store.chat.get_session(session.id).message_count == 30
+
+
+def test_a_process_with_many_files_open_appends_and_reads(stores):
+    """A busy server process has descriptors numbered 1024 and above: the store's
+    connections get such numbers too, and nothing on the way (PostgreSQL's check of an
+    idle pooled connection, say) may rely on select(), which refuses them."""
+    import os
+    import resource
+
+    wanted = 1100
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted + 200:
+        if hard != resource.RLIM_INFINITY and hard < wanted + 200:
+            pytest.skip(f"the descriptor limit ({hard}) is below {wanted + 200}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted + 200, hard))
+    files = [open(os.devnull) for _ in range(wanted)]  # noqa: SIM115
+    try:
+        store = stores.open()  # its connections now get numbers above 1024
+        session = store.chat.create_session()
+        sent = [store.chat.append(session.id, "user", f"message {n}") for n in range(5)]
+        assert store.chat.history(session.id) == sent
+        store.close()
+    finally:
+        for file in files:
+            file.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -59,12 +59,20 @@ class PostgresConnection(Connection):
 
 def _closed_by_server(raw: psycopg.Connection) -> bool:
     """Whether an idle pooled connection has something to read, without a round trip:
-    the server closed it or sent a termination notice while it sat in the pool."""
-    try:
-        readable, _, _ = select.select([raw.fileno()], [], [], 0)
-    except (OSError, ValueError, psycopg.Error):
+    the server closed it or sent a termination notice while it sat in the pool.
+
+    poll, not select: select() refuses descriptors numbered 1024 and above, which a busy
+    server process has. When the check itself fails, the answer is "not known to be
+    closed" and the statement is sent as it would be without the check.
+    """
+    if raw.closed or raw.broken:
         return True
-    return bool(readable)
+    try:
+        poller = select.poll()
+        poller.register(raw.fileno(), select.POLLIN)
+        return bool(poller.poll(0))
+    except (OSError, ValueError, psycopg.Error):
+        return False
 
 
 def schema_name(prefix: str, concern: str) -> str:
@@ -98,9 +106,7 @@ class PostgresBackend(Backend):
                         "connect_timeout": CONNECT_TIMEOUT,
                         # Named so that restore (and DBAs) can find the app's connections.
                         "application_name": f"agentkeep {config.schema_prefix}",
-                        # Times read as text (chat/sql.py) are ISO and UTC.
-                        "options": f"-c search_path={schema} -c DateStyle=ISO "
-                                   "-c TimeZone=UTC"})
+                        "options": f"-c search_path={schema}"})
             pool.open(wait=False)
             self._pools[concern] = pool
 
@@ -168,12 +174,18 @@ class PostgresBackend(Backend):
         if self.in_transaction(concern):
             return super().alone(concern, statement)
         for attempt in range(3):
-            conn = self.checkout(concern)
-            if _closed_by_server(conn.raw):
-                conn.raw.close()
-                self.checkin(concern, conn, broken=True)  # and test the pool's others
-                continue
             try:
+                conn = self.checkout(concern)
+            except Exception as exc:  # the pool closed by another thread, say
+                error = self._translated(exc, concern)
+                if error is None:
+                    raise
+                raise error from exc
+            try:
+                if _closed_by_server(conn.raw):
+                    conn.raw.close()
+                    self.checkin(concern, conn, broken=True)  # and test the pool's others
+                    continue
                 result = statement(conn)
             except AgentkeepError:  # the statement's own verdict (say, NotFound)
                 self.checkin(concern, conn)
