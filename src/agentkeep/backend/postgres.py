@@ -190,13 +190,10 @@ class PostgresBackend(Backend):
             except AgentkeepError:  # the statement's own verdict (say, NotFound)
                 self.checkin(concern, conn)
                 raise
-            except pg_errors.AdminShutdown as exc:
-                self.checkin(concern, conn, broken=True)
-                if attempt < 2:
-                    continue
-                raise self.translate(exc, concern) from exc  # type: ignore[misc]
             except BaseException as exc:
                 self.checkin(concern, conn, broken=True)
+                if isinstance(exc, pg_errors.AdminShutdown) and attempt < 2:
+                    continue  # terminated: the statement's transaction was rolled back
                 error = self._translated(exc, concern) if isinstance(exc, Exception) \
                     else None
                 if error is None:
