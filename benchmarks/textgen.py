@@ -111,19 +111,12 @@ def queries(count: int, seed: int = 99) -> list[str]:
     return [" ".join(rng.sample(_TOPICS[:60], rng.randint(1, 3))) for _ in range(count)]
 
 
-def conversations(lengths: list[int], cache_dir: Path | None = None) -> Iterator[list[dict]]:
-    """``conversation(index, length)`` for each length in order, streamed.
-
-    With ``cache_dir`` the messages are generated once per list of lengths and kept in a
-    file there (marshal, one conversation after another), which later calls read back:
+def cached(lengths: list[int], cache_dir: Path) -> Path:
+    """The file in ``cache_dir`` holding ``conversation(index, length)`` for each length,
+    written once (marshal, one conversation after another) and reused by later calls:
     generating a million messages takes about a minute, reading them a few seconds, and
-    W2 and the scaling store need the same ones for every system and backend. Memory
-    stays at one conversation either way.
+    W2 and the scaling store need the same ones for every system and backend.
     """
-    if cache_dir is None:
-        for index, length in enumerate(lengths):
-            yield conversation(index, length)
-        return
     # Keyed by the lengths and by this generator's own source, so a kept --workdir
     # never serves text from an older generator.
     key = hashlib.sha256(Path(__file__).read_bytes() + repr(lengths).encode()).hexdigest()[:16]
@@ -135,6 +128,16 @@ def conversations(lengths: list[int], cache_dir: Path | None = None) -> Iterator
             for index, length in enumerate(lengths):
                 marshal.dump(conversation(index, length), out)
         partial.replace(path)
-    with path.open("rb") as source:
+    return path
+
+
+def conversations(lengths: list[int], cache_dir: Path | None = None) -> Iterator[list[dict]]:
+    """``conversation(index, length)`` for each length in order, streamed (one
+    conversation in memory at a time); read from :func:`cached` with ``cache_dir``."""
+    if cache_dir is None:
+        for index, length in enumerate(lengths):
+            yield conversation(index, length)
+        return
+    with cached(lengths, cache_dir).open("rb") as source:
         for _ in lengths:
             yield marshal.load(source)

@@ -159,8 +159,7 @@ def w2(name, backend, location, total: int, sessions: int, low: int, high: int,
     and read back by every later system and backend (textgen.conversations)."""
     lengths = lengths or textgen.session_lengths(sessions, total, low, high)
     if text_dir is not None:
-        for _ in textgen.conversations(lengths, text_dir):  # generate before the child
-            pass
+        textgen.cached(lengths, text_dir)  # generated here, untimed, before the child
     return in_child(_w2_child, name, backend, location, lengths, batch_low, batch_high,
                     text_dir)
 
