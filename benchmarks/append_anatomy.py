@@ -17,6 +17,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import agentkeep
@@ -115,7 +116,7 @@ def variant(directory: Path, ddl: list[str], without: tuple[str, ...],
 
     def one(i: int) -> None:
         session_id, message_id = ids[i % SESSIONS], new_id()
-        stamp = f"2026-11-26T11:{i // 60 % 60:02d}:{i % 60:02d}+00:00"
+        stamp = datetime.now(UTC).isoformat()  # as appends stamp them: the clock's second
         conn.execute("BEGIN IMMEDIATE")
         conn.execute(sql.APPEND_AT_HEAD["sqlite"], (
             message_id, "user", TEXT, "[]", None, None, None, 0, 0, None, 0, "{}", stamp,

@@ -268,6 +268,7 @@ def test_list_sessions_argument_types(store, world):
         {"since": datetime(2024, 1, 1)}, {"until": 1700000000}, {"limit": 0},
         {"limit": 10_001}, {"limit": None}, {"limit": 2.0}, {"cursor": "not a cursor"},
         {"cursor": 5}, {"cursor": ""}, {"cursor": "WzEsMl0"},
+        {"cursor": "WyIyMDI0LTAxLTAxVDAwOjAwOjAwIiwgIngiXQ"},  # a time without a zone
     ):
         expect(store, InvalidInput, lambda k=kwargs: store.chat.list_sessions(**k),
                next(iter(kwargs)), kwargs)

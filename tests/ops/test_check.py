@@ -4,6 +4,7 @@ damage made by raw SQL is found, and what is safe to repair is repaired."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import pytest
 from ops_helpers import cli, raw
@@ -140,6 +141,39 @@ def test_a_wrong_head_depth_is_recomputed(store, stores):
     assert check(store, repair=True).is_clean
     store.chat.append(session.id, "user", "and now?")
     assert [m.depth for m in store.chat.history(session.id)] == [0, 1, 2]
+
+
+def test_the_session_list_follows_active_at_changed_by_raw_sql(store, stores):
+    """The list's index holds the second of active_at (chat_0004), kept by the database:
+    SQLite triggers (check finds a missing one and stale rows, repair mends both),
+    a generated column on PostgreSQL."""
+    first, second = _sample(store)
+    third = store.chat.create_session(title="third")
+    times = {first.id: "2021-05-01T10:00:00.5+00:00", second.id: "2021-05-01T09:59:59+00:00",
+             third.id: "2021-05-01T10:00:00.25+00:00"}
+    newest_first = [first.id, third.id, second.id]
+    with raw(stores) as run:
+        for session_id, when in times.items():
+            run("UPDATE sessions SET active_at = ? WHERE id = ?",
+                (when if stores.backend == "sqlite" else datetime.fromisoformat(when),
+                 session_id))
+    assert [s.id for s in store.chat.list_sessions().items] == newest_first
+    assert list(check(store)) == []
+    if stores.backend != "sqlite":
+        return
+    with raw(stores) as run:
+        run("DROP TRIGGER sessions_second_on_update")
+        run("UPDATE sessions SET active_at = '2020-01-01T00:00:00+00:00' WHERE id = ?",
+            (first.id,))
+    assert [s.id for s in store.chat.list_sessions().items] != [third.id, second.id, first.id]
+    report = check(store)
+    assert kinds(report) == ["activity_order"] and len(list(report)) == 2
+    assert "sessions_second_on_update is missing" in " ".join(f.detail for f in report)
+    repaired = check(store, repair=True)
+    assert all(f.repaired for f in repaired) and check(store).is_clean
+    assert [s.id for s in store.chat.list_sessions().items] == [third.id, second.id, first.id]
+    store.chat.append(first.id, "user", "back on top")  # the re-created trigger moves it
+    assert store.chat.list_sessions().items[0].id == first.id
 
 
 def test_drift_is_reported_and_never_repaired(store, stores):

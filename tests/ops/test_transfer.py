@@ -15,7 +15,13 @@ import pytest
 import agentkeep
 from agentkeep.concerns import CONCERNS
 from agentkeep.demo import generate
-from agentkeep.ops.transfer import FOOTER_KIND, HEADER_KIND, export_store, import_store
+from agentkeep.ops.transfer import (
+    DERIVED_COLUMNS,
+    FOOTER_KIND,
+    HEADER_KIND,
+    export_store,
+    import_store,
+)
 from conftest import StoreFactory, postgres_or_skip
 
 UTC = timezone.utc
@@ -108,11 +114,13 @@ def _live_tables(store: agentkeep.Store, concern: str) -> dict[str, list[str]]:
                     "ORDER BY table_name, ordinal_position"):
                 tables.setdefault(name, []).append(column)
     # Derived: the revision, and the search index (SQLite's mark, PostgreSQL's vectors and
-    # queue, keyed by pk, which differs between stores).
+    # queue, keyed by pk, which differs between stores), and the derived columns.
     for derived in ("alembic_version", "search_state", "message_search", "search_backlog"):
         tables.pop(derived, None)
-    if "messages" in tables:
-        tables["messages"].remove("pk")
+    for kind, columns in DERIVED_COLUMNS.items():  # messages.pk, sessions.active_second
+        table = kind.split(".", 1)[1]
+        if kind.startswith(f"{concern}.") and table in tables:
+            tables[table] = [c for c in tables[table] if c not in columns]
     return tables
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..backend import Backend, Connection
@@ -30,6 +30,11 @@ class ChatBase:
     def _time(self, value: datetime) -> Any:
         """A time as the dialect stores it: ISO text on SQLite, a datetime on PostgreSQL."""
         return value.isoformat() if self._dialect == "sqlite" else value
+
+    def _second(self, value: datetime) -> Any:
+        """The UTC second of a time as ``sessions.active_second`` holds it (chat_0004)."""
+        second = value.astimezone(UTC).replace(microsecond=0, tzinfo=None)
+        return second.isoformat() if self._dialect == "sqlite" else second
 
     def transaction(self):
         """Group chat calls atomically: ``with store.chat.transaction(): ...``.

@@ -152,7 +152,9 @@ def decode_cursor(cursor: object) -> tuple[datetime, str]:
         assert isinstance(cursor, str)
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         active_at, session_id = json.loads(raw)
-        return datetime.fromisoformat(active_at), str(session_id)
+        when = datetime.fromisoformat(active_at)
+        assert when.utcoffset() is not None
+        return when, str(session_id)
     except Exception:
         raise InvalidInput("cursor", "is not a cursor returned by list_sessions") from None
 

@@ -93,9 +93,34 @@ LOCK_SESSION_STATUS = {
     "sqlite": SESSION_EXISTS,
     "postgresql": SESSION_EXISTS + " FOR UPDATE",
 }
-# Newest activity first; (active_at, id) is the keyset so pages never skip or repeat.
-LIST_SESSIONS = f"SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN messages h ON h.id = s.head_id"
-LIST_SESSIONS_ORDER = " ORDER BY s.active_at DESC, s.id DESC LIMIT ?"
+# Newest activity first; (active_at, id) is the keyset so pages never skip or repeat. The
+# index holds the second (active_second, chat_0004): the database walks it newest first
+# and sorts only the sessions active within the same second by the exact time, and joins
+# the previews of the page only. {where}: the filters.
+_NEWEST_FIRST = " ORDER BY s.active_second DESC, s.active_at DESC, s.id DESC"
+LIST_SESSIONS = (
+    f"SELECT {SESSION_COLUMNS} FROM (SELECT * FROM sessions s WHERE {{where}}"
+    f"{_NEWEST_FIRST} LIMIT ?) s LEFT JOIN messages h ON h.id = s.head_id{_NEWEST_FIRST}"
+)
+# SQLite keeps sessions.active_second in step with active_at (chat_0004): UTC ISO text,
+# whose first 19 characters are the second. Only when the second changes, so an append
+# within the same second leaves the index alone.
+_ACTIVE_SECOND = "substr(NEW.active_at, 1, 19)"
+ACTIVE_SECOND_TRIGGERS = {
+    "sessions_second_on_insert": (
+        "CREATE TRIGGER sessions_second_on_insert AFTER INSERT ON sessions FOR EACH ROW "
+        f"BEGIN UPDATE sessions SET active_second = {_ACTIVE_SECOND} "
+        "WHERE rowid = NEW.rowid; END"),
+    "sessions_second_on_update": (
+        "CREATE TRIGGER sessions_second_on_update AFTER UPDATE OF active_at ON sessions "
+        f"FOR EACH ROW WHEN NEW.active_second IS NOT {_ACTIVE_SECOND} "
+        f"BEGIN UPDATE sessions SET active_second = {_ACTIVE_SECOND} "
+        "WHERE rowid = NEW.rowid; END"),
+}
+# Filters on active_at, each with its bound on the indexed second.
+ACTIVE_SINCE = "s.active_second >= ? AND s.active_at >= ?"
+ACTIVE_UNTIL = "s.active_second <= ? AND s.active_at < ?"
+BEFORE_CURSOR = "s.active_second <= ? AND (s.active_at < ? OR (s.active_at = ? AND s.id < ?))"
 SET_SESSION_STATUS = (
     "UPDATE sessions SET status = ?, deleted_at = ?, updated_at = ? WHERE id = ?"
 )

@@ -10,7 +10,7 @@ session (messages, tokens, cost) change in the same transaction as the messages.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from ..backend import Connection
@@ -178,18 +178,20 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             clauses.append("lower(s.title) LIKE lower(?) ESCAPE '\\'")
             params.append(f"%{escaped}%")
         if since is not None:
-            clauses.append("s.active_at >= ?")
-            params.append(self._time(check_time("since", since)))
+            since = check_time("since", since)
+            clauses.append(sql.ACTIVE_SINCE)
+            params += [self._second(since), self._time(since)]
         if until is not None:
-            clauses.append("s.active_at < ?")
-            params.append(self._time(check_time("until", until)))
+            until = check_time("until", until)
+            clauses.append(sql.ACTIVE_UNTIL)
+            params += [self._second(until), self._time(until)]
         if cursor is not None:
             active_at, last_id = decode_cursor(cursor)
-            clauses.append("(s.active_at < ? OR (s.active_at = ? AND s.id < ?))")
-            stamp = self._time(active_at)
-            params += [stamp, stamp, last_id]
+            clauses.append(sql.BEFORE_CURSOR)
+            stamp = self._time(active_at.astimezone(UTC))
+            params += [self._second(active_at), stamp, stamp, last_id]
         limit = check_limit("limit", limit, optional=False, maximum=10_000)
-        query = sql.LIST_SESSIONS + " WHERE " + " AND ".join(clauses) + sql.LIST_SESSIONS_ORDER
+        query = sql.LIST_SESSIONS.format(where=" AND ".join(clauses))
         with self._read() as conn:
             rows = conn.all(query, (*params, limit + 1))
         items = [Session(row) for row in rows[:limit]]

@@ -21,6 +21,9 @@ search_index        SQLite: FTS5 ``integrity-check`` against the        rebuild 
 drift               the live schema against ``tables.py``               no
 counters            session counters against a recount (one query)     recount
 head_depth          ``sessions.head_depth`` against the head's depth   recompute
+activity_order      SQLite: ``sessions.active_second`` (the session    re-create,
+                    list's index) against ``active_at``, and the       recompute
+                    triggers that keep it in step
 orphaned_blob       blobs that no row refers to                        delete
 dangling_reference  ``head_id``/``summary_id``/``parent_id``/            no
                     ``result_message_id`` naming a missing message
@@ -126,6 +129,18 @@ _UNSEARCHABLE = (
 )
 PG_UNSEARCHABLE = "SELECT count(*) " + _UNSEARCHABLE
 PG_QUEUE_UNSEARCHABLE = "INSERT INTO search_backlog (pk) SELECT m.pk " + _UNSEARCHABLE
+
+# SQLite: sessions whose indexed second is not their active_at's (chat_0004), and the
+# triggers that keep it in step. PostgreSQL computes the column: nothing to check.
+WRONG_ACTIVE_SECOND = (
+    "SELECT id, active_second, active_at FROM sessions "
+    "WHERE active_second IS NOT substr(active_at, 1, 19) ORDER BY id"
+)
+FIX_ACTIVE_SECOND = (
+    "UPDATE sessions SET active_second = substr(active_at, 1, 19) "
+    "WHERE active_second IS NOT substr(active_at, 1, 19)"
+)
+SQLITE_TRIGGERS = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?"
 
 # --- chat consistency (both dialects) --------------------------------------------------------
 # Recounts of every session in one pass over messages (GROUP BY on the session index).
@@ -467,6 +482,25 @@ def _head_depth(backend: Any) -> list[Finding]:
     return _listed(findings, "chat", "head_depth", "sessions", True, len(rows) - MAX_LISTED)
 
 
+def _activity_order(backend: Any) -> list[Finding]:
+    if backend.dialect != "sqlite" or "active_second" not in columns(backend, "chat",
+                                                                     "sessions"):
+        return []
+    with backend.read("chat") as conn:
+        present = {name for (name,) in conn.all(SQLITE_TRIGGERS, ("sessions",))}
+        rows = conn.all(WRONG_ACTIVE_SECOND)
+    findings = [Finding("chat", "activity_order", "sessions",
+                        f"trigger {name} is missing: the session list falls out of order",
+                        repairable=True)
+                for name in chat_sql.ACTIVE_SECOND_TRIGGERS if name not in present]
+    findings += [Finding("chat", "activity_order", "sessions",
+                         f"session {session_id}: active_second {second!r}, active_at "
+                         f"{active_at!r}: listed out of order", repairable=True)
+                 for session_id, second, active_at in rows[:MAX_LISTED]]
+    return _listed(findings, "chat", "activity_order", "sessions", True,
+                   len(rows) - MAX_LISTED)
+
+
 def blob_references(backend: Any) -> list[tuple[str, str, str]]:
     """(table, column, blob column) of every foreign key that points at ``blobs``."""
     return [(table, column, parent_column)
@@ -560,6 +594,17 @@ def _repair_head_depth(backend: Any) -> str:
     return f"chat: set head_depth from the head message in {changed} session(s)"
 
 
+def _repair_activity_order(backend: Any) -> str:
+    with backend.write("chat") as conn:
+        present = {name for (name,) in conn.all(SQLITE_TRIGGERS, ("sessions",))}
+        missing = [name for name in chat_sql.ACTIVE_SECOND_TRIGGERS if name not in present]
+        for name in missing:
+            conn.run(chat_sql.ACTIVE_SECOND_TRIGGERS[name])
+        changed = conn.run(FIX_ACTIVE_SECOND)
+    return (f"chat: re-created {len(missing)} trigger(s) and put {changed} session(s) back "
+            "in the session list's order")
+
+
 def delete_orphaned_blobs(backend: Any, *, batch: int = BLOB_BATCH) -> tuple[int, int]:
     """Delete every blob nothing refers to, ``batch`` per transaction (commits).
 
@@ -599,6 +644,8 @@ def _chat_checks(store: Any, notes: list[str]) -> dict[str, Any]:
         "search_index": (search, lambda: _repair_search_index(backend)),
         "counters": (lambda: _counters(backend), lambda: _repair_counters(backend)),
         "head_depth": (lambda: _head_depth(backend), lambda: _repair_head_depth(backend)),
+        "activity_order": (lambda: _activity_order(backend),
+                           lambda: _repair_activity_order(backend)),
         "orphaned_blob": (lambda: _orphaned_blobs(backend, notes),
                           lambda: _repair_orphaned_blobs(backend)),
         "dangling_reference": (lambda: _dangling_references(backend), None),
@@ -614,9 +661,9 @@ def check(store: Any, *, repair: bool = False) -> CheckReport:
 
     Args:
         repair: rebuild a damaged full-text index (SQLite), recount wrong session
-            counters (one UPDATE), recompute a wrong ``head_depth``, delete orphaned
-            blobs. Damage (integrity, foreign keys), drift and dangling references are
-            only reported.
+            counters (one UPDATE), recompute a wrong ``head_depth``, put sessions back in
+            the session list's order (SQLite), delete orphaned blobs. Damage (integrity,
+            foreign keys), drift and dangling references are only reported.
 
     Returns:
         A :class:`CheckReport`: the findings (empty when clean), ``notes`` on checks that

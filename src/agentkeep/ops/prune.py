@@ -48,11 +48,12 @@ MAX_DURATION = timedelta(days=100 * 366)
 _DURATION = re.compile(r"([0-9]{1,9})([mhdw])")
 
 SESSION_FIELDS = "id, title, status, active_at, deleted_at, message_count, updated_at"
-# Newest activity first on the sessions_by_activity index; the first keep_last are skipped.
+# Newest activity first on the sessions_by_activity index (by second, then the exact time:
+# the session list's order); the first keep_last are skipped.
 # LIMIT before OFFSET because SQLite requires it.
 RETENTION_CANDIDATES = (
     f"SELECT {SESSION_FIELDS} FROM (SELECT {SESSION_FIELDS} FROM sessions{{status}} "
-    "ORDER BY active_at DESC, id DESC LIMIT ? OFFSET ?) ranked{older}"
+    "ORDER BY active_second DESC, active_at DESC, id DESC LIMIT ? OFFSET ?) ranked{older}"
 )
 GRACE_CANDIDATES = (
     f"SELECT {SESSION_FIELDS} FROM sessions WHERE status = 'deleted' AND deleted_at < ?"

@@ -44,8 +44,10 @@ FOOTER_KIND = "agentkeep-export-end"
 GROUP_ROOTS = {"chat": "sessions"}
 #: Derived tables, rebuilt by the store (the FTS5 high-water mark).
 DERIVED_TABLES = frozenset({"chat.search_state"})
-#: Derived columns: ``messages.pk`` is the row key of the search index, renumbered on import.
-DERIVED_COLUMNS = {"chat.messages": frozenset({"pk"})}
+#: Derived columns: ``messages.pk`` is the row key of the search index, renumbered on import;
+#: ``sessions.active_second`` follows ``active_at`` (chat_0004).
+DERIVED_COLUMNS = {"chat.messages": frozenset({"pk"}),
+                   "chat.sessions": frozenset({"active_second"})}
 #: Tables keyed by a hash of their content: an existing row is the same row.
 CONTENT_ADDRESSED = {"chat.blobs": ("sha256", "data", "size")}
 
