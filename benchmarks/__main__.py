@@ -103,10 +103,8 @@ class Run:
         location = self.location(backend, "agentkeep", "big")
         drop_location(backend, location)
         log(f"{backend} scaling: {sessions} sessions")
-        # Built 500 sessions to a transaction: the build is not what this measures, and
-        # 200,000 single-session commits took minutes of the run on PostgreSQL.
         build = workloads.w2("agentkeep", backend, location, sum(lengths), sessions, 0, 0,
-                             lengths=lengths, text_dir=self.text_dir, group=500)
+                             lengths=lengths, text_dir=self.text_dir)
         keys = [f"s{i:06d}" for i in range(0, sessions, 50)]
         # Side by side with the same reads on the W2 store, so the ratio is the stores'.
         w3 = workloads.interleave({

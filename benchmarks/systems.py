@@ -265,10 +265,6 @@ class Agentkeep:
     def content_of(self, message) -> str:
         return message.content
 
-    def transaction(self):
-        """Group calls in one transaction (the scaling store's build)."""
-        return self.chat.transaction()
-
     def close(self) -> None:
         if self.store is not None:
             self.store.close()

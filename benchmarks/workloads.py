@@ -3,7 +3,6 @@ returns a JSON-able dict. Text generation and correctness checks are never timed
 
 from __future__ import annotations
 
-import contextlib
 import multiprocessing
 import os
 import random
@@ -109,24 +108,17 @@ def w1(name, backend, location, sessions: int, per_session: int) -> dict:
 
 
 # --- W2: bulk import, in a child process so its RSS is its own ----------------------------------
-def _w2_child(name, backend, location, lengths, batch_low, batch_high, text_dir, group,
+def _w2_child(name, backend, location, lengths, batch_low, batch_high, text_dir,
               queue) -> None:
     system = make(name, backend, location)
     system.open()
     rng = random.Random(42)
     total = sum(lengths)
     marks, next_mark, done, timed = [], total // 10, 0, 0.0
-    grouped = contextlib.nullcontext()
     for index, (length, messages) in enumerate(
             zip(lengths, textgen.conversations(lengths, text_dir), strict=True)):
         key = f"s{index:06d}"
         position = 0
-        if group > 1 and index % group == 0:
-            t = perf()
-            grouped.__exit__(None, None, None)  # commits the previous group
-            grouped = system.transaction()
-            grouped.__enter__()
-            timed += perf() - t
         while position < length:
             chunk = messages[position:position + rng.randint(batch_low, batch_high)]
             t = perf()
@@ -137,9 +129,6 @@ def _w2_child(name, backend, location, lengths, batch_low, batch_high, text_dir,
         if done >= next_mark:
             marks.append({"messages": done, "rss_mb": round(rss_mb(), 1)})
             next_mark += total // 10
-    t = perf()
-    grouped.__exit__(None, None, None)
-    timed += perf() - t
     check(system, system.last_n(key, 50), messages[-50:], "W2 last_n")
     index_s = system.build_search()
     system.close()
@@ -165,15 +154,14 @@ def in_child(target, *args, timeout: float = 3600) -> dict:
 
 def w2(name, backend, location, total: int, sessions: int, low: int, high: int,
        batch_low: int = 100, batch_high: int = 1000, lengths: list[int] | None = None,
-       text_dir: Path | None = None, group: int = 1) -> dict:
+       text_dir: Path | None = None) -> dict:
     """Bulk import; with ``text_dir`` the (untimed) messages are generated once per run
-    and read back by every later system and backend (textgen.conversations). ``group``
-    sessions share a transaction (agentkeep only: the scaling store's build)."""
+    and read back by every later system and backend (textgen.conversations)."""
     lengths = lengths or textgen.session_lengths(sessions, total, low, high)
     if text_dir is not None:
         textgen.cached(lengths, text_dir)  # generated here, untimed, before the child
     return in_child(_w2_child, name, backend, location, lengths, batch_low, batch_high,
-                    text_dir, group)
+                    text_dir)
 
 
 # --- W3: last 50 of a random session, on a fresh handle ------------------------------------------
