@@ -219,3 +219,41 @@ def test_chat_0002_keeps_message_rows_inline_and_upgrades_a_chat_0001_store(stor
         assert stored < length
     finally:
         backend.close()
+
+
+def test_chat_0004_keeps_the_session_list_order_down_and_up(stores):
+    """chat_0004 indexes the second of the last activity: a chat_0003 store upgrades in
+    place with its list order intact; the downgrade works even with a trigger missing
+    (which check reports); PostgreSQL's sessions get room for HOT updates."""
+    store = stores.open()
+    sessions = [store.chat.create_session(title=f"s{n}") for n in range(5)]
+    store.chat.append(sessions[1].id, "user", "moves s1 to the top")
+    expected = [s.id for s in store.chat.list_sessions().items]
+    assert expected[0] == sessions[1].id
+    store.close()
+    backend = backend_for(stores)
+    try:
+        if stores.backend == "sqlite":
+            with backend.write("chat") as conn:
+                conn.run("DROP TRIGGER sessions_second_on_update")
+        alembic_ops.downgrade(backend, "chat", "chat_0003")
+        alembic_ops.upgrade(backend, "chat")
+        assert alembic_ops.drift(backend, "chat") == []
+        if stores.backend == "postgres":
+            with backend.read("chat") as conn:
+                options = conn.one("SELECT reloptions FROM pg_class WHERE oid = "
+                                   "CAST('sessions' AS regclass)")[0]
+            assert options == ["fillfactor=80"]
+    finally:
+        backend.close()
+    store = stores.open()
+    assert [s.id for s in store.chat.list_sessions().items] == expected
+    store.chat.append(sessions[3].id, "user", "and now s3")
+    assert store.chat.list_sessions().items[0].id == sessions[3].id
+    paged, cursor = [], None
+    while True:
+        page = store.chat.list_sessions(limit=2, cursor=cursor)
+        paged += [s.id for s in page.items]
+        if (cursor := page.next_cursor) is None:
+            break
+    assert paged == [sessions[3].id] + [i for i in expected if i != sessions[3].id]

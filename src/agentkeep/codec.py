@@ -139,7 +139,17 @@ def check_time(field: str, value: object, *, optional: bool = True) -> datetime 
         raise InvalidInput(field, f"must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidInput(field, "must be timezone-aware (e.g. datetime.now(timezone.utc))")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01 at +05:00 is before year 1 in UTC
+        raise InvalidInput(field, "is out of range in UTC") from None
+
+
+def second_of(value: datetime, dialect: str) -> Any:
+    """The UTC second of an aware time as ``sessions.active_second`` holds it (chat_0004):
+    ``YYYY-MM-DDTHH:MM:SS`` text on SQLite, a naive UTC datetime on PostgreSQL."""
+    second = value.astimezone(UTC).replace(microsecond=0, tzinfo=None)
+    return second.isoformat() if dialect == "sqlite" else second
 
 
 def _check_json_value(field: str, value: Any, depth: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import pytest
 from chat_helpers import snapshot
@@ -269,6 +269,9 @@ def test_list_sessions_argument_types(store, world):
         {"limit": 10_001}, {"limit": None}, {"limit": 2.0}, {"cursor": "not a cursor"},
         {"cursor": 5}, {"cursor": ""}, {"cursor": "WzEsMl0"},
         {"cursor": "WyIyMDI0LTAxLTAxVDAwOjAwOjAwIiwgIngiXQ"},  # a time without a zone
+        {"cursor": "WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzA1OjAwIiwgIngiXQ"},  # before year 1 in UTC
+        {"since": datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=5)))},
+        {"until": datetime(9999, 12, 31, 23, tzinfo=timezone(-timedelta(hours=5)))},
     ):
         expect(store, InvalidInput, lambda k=kwargs: store.chat.list_sessions(**k),
                next(iter(kwargs)), kwargs)

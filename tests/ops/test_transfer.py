@@ -8,6 +8,7 @@ import gzip
 import importlib
 import io
 import json
+import sys
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -432,3 +433,27 @@ def test_imported_times_read_back_as_the_same_instants_in_utc(stores, factories)
     assert all(m.created_at.tzinfo is UTC for m in read)
     assert [target.chat.get_message(m.id).created_at for m in read] == expected
     assert [m.created_at for m in target.chat.history(session.id, last=2)] == expected[1:]
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11),
+                    reason="Python 3.10's fromisoformat reads only the canonical form")
+def test_imported_times_in_other_iso_shapes_are_stored_in_the_canonical_form(stores,
+                                                                             factories):
+    """A week date or a decimal comma has the stored form's length and offset, but sorts
+    differently as text: stored re-formatted, the session list keeps its time order."""
+    source = stores.open()
+    early, late = source.chat.create_session(), source.chat.create_session()
+    given = {early.id: "2024-W01-1T10:00:01+00:00",  # Monday 2024-01-01
+             late.id: "2024-01-02T00:00:00,500000+00:00"}
+    lines = export_bytes(source).decode().splitlines()
+    for index, line in enumerate(lines):
+        record = json.loads(line)
+        if record["kind"] == "chat.sessions":
+            record["row"]["active_at"] = given[record["row"]["id"]]
+            lines[index] = json.dumps(record)
+    target = factories(stores.backend).open()
+    import_bytes(target, ("\n".join(lines) + "\n").encode())
+    listed = target.chat.list_sessions().items
+    assert [s.id for s in listed] == [late.id, early.id]
+    assert [s.active_at for s in listed] == [datetime(2024, 1, 2, 0, 0, 0, 500000, tzinfo=UTC),
+                                             datetime(2024, 1, 1, 10, 0, 1, tzinfo=UTC)]

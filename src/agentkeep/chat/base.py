@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ..backend import Backend, Connection
+from ..codec import second_of
 from ..config import StoreConfig
 from ..errors import InvalidInput, NotFound
 from . import sql
@@ -33,8 +34,7 @@ class ChatBase:
 
     def _second(self, value: datetime) -> Any:
         """The UTC second of a time as ``sessions.active_second`` holds it (chat_0004)."""
-        second = value.astimezone(UTC).replace(microsecond=0, tzinfo=None)
-        return second.isoformat() if self._dialect == "sqlite" else second
+        return second_of(value, self._dialect)
 
     def transaction(self):
         """Group chat calls atomically: ``with store.chat.transaction(): ...``.

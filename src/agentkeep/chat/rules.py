@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from ..codec import (
+    UTC,
     check_choice,
     check_count,
     check_id,
@@ -153,8 +154,9 @@ def decode_cursor(cursor: object) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         active_at, session_id = json.loads(raw)
         when = datetime.fromisoformat(active_at)
-        assert when.utcoffset() is not None
-        return when, str(session_id)
+        if when.utcoffset() is None:  # list_sessions writes UTC times
+            raise ValueError("no time zone")
+        return when.astimezone(UTC), str(session_id)
     except Exception:
         raise InvalidInput("cursor", "is not a cursor returned by list_sessions") from None
 

@@ -10,7 +10,7 @@ session (messages, tokens, cost) change in the same transaction as the messages.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from ..backend import Connection
@@ -188,7 +188,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         if cursor is not None:
             active_at, last_id = decode_cursor(cursor)
             clauses.append(sql.BEFORE_CURSOR)
-            stamp = self._time(active_at.astimezone(UTC))
+            stamp = self._time(active_at)
             params += [self._second(active_at), stamp, stamp, last_id]
         limit = check_limit("limit", limit, optional=False, maximum=10_000)
         query = sql.LIST_SESSIONS.format(where=" AND ".join(clauses))

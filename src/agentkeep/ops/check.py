@@ -23,7 +23,8 @@ counters            session counters against a recount (one query)     recount
 head_depth          ``sessions.head_depth`` against the head's depth   recompute
 activity_order      SQLite: ``sessions.active_second`` (the session    re-create,
                     list's index) against ``active_at``, and the       recompute
-                    triggers that keep it in step
+                    triggers that keep it in step (present and as
+                    defined)
 orphaned_blob       blobs that no row refers to                        delete
 dangling_reference  ``head_id``/``summary_id``/``parent_id``/            no
                     ``result_message_id`` naming a missing message
@@ -140,7 +141,7 @@ FIX_ACTIVE_SECOND = (
     "UPDATE sessions SET active_second = substr(active_at, 1, 19) "
     "WHERE active_second IS NOT substr(active_at, 1, 19)"
 )
-SQLITE_TRIGGERS = "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?"
+SQLITE_TRIGGERS = "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?"
 
 # --- chat consistency (both dialects) --------------------------------------------------------
 # Recounts of every session in one pass over messages (GROUP BY on the session index).
@@ -487,12 +488,12 @@ def _activity_order(backend: Any) -> list[Finding]:
                                                                      "sessions"):
         return []
     with backend.read("chat") as conn:
-        present = {name for (name,) in conn.all(SQLITE_TRIGGERS, ("sessions",))}
+        wrong = _wrong_triggers(conn)
         rows = conn.all(WRONG_ACTIVE_SECOND)
     findings = [Finding("chat", "activity_order", "sessions",
-                        f"trigger {name} is missing: the session list falls out of order",
+                        f"trigger {name} is {state}: the session list may fall out of order",
                         repairable=True)
-                for name in chat_sql.ACTIVE_SECOND_TRIGGERS if name not in present]
+                for name, state in wrong.items()]
     findings += [Finding("chat", "activity_order", "sessions",
                          f"session {session_id}: active_second {second!r}, active_at "
                          f"{active_at!r}: listed out of order", repairable=True)
@@ -594,14 +595,23 @@ def _repair_head_depth(backend: Any) -> str:
     return f"chat: set head_depth from the head message in {changed} session(s)"
 
 
+def _wrong_triggers(conn: Any) -> dict[str, str]:
+    """SQLite: the active_second triggers that are missing or not as this agentkeep
+    defines them, by name -> "missing" or "altered"."""
+    present = dict(conn.all(SQLITE_TRIGGERS, ("sessions",)))
+    return {name: "missing" if name not in present else "altered"
+            for name, definition in chat_sql.ACTIVE_SECOND_TRIGGERS.items()
+            if present.get(name) != definition}
+
+
 def _repair_activity_order(backend: Any) -> str:
     with backend.write("chat") as conn:
-        present = {name for (name,) in conn.all(SQLITE_TRIGGERS, ("sessions",))}
-        missing = [name for name in chat_sql.ACTIVE_SECOND_TRIGGERS if name not in present]
-        for name in missing:
+        wrong = _wrong_triggers(conn)
+        for name in wrong:
+            conn.run(f"DROP TRIGGER IF EXISTS {name}")
             conn.run(chat_sql.ACTIVE_SECOND_TRIGGERS[name])
         changed = conn.run(FIX_ACTIVE_SECOND)
-    return (f"chat: re-created {len(missing)} trigger(s) and put {changed} session(s) back "
+    return (f"chat: re-created {len(wrong)} trigger(s) and put {changed} session(s) back "
             "in the session list's order")
 
 

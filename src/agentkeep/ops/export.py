@@ -25,7 +25,7 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from .. import __version__
-from ..codec import check_id, shown
+from ..codec import check_id, check_time, second_of, shown
 from ..concerns import CONCERNS
 from ..errors import AgentkeepError, InvalidInput, NotFound
 from ..migrations import current_revision
@@ -334,7 +334,7 @@ class Exporter:
             raise InvalidInput("since", f"must be a datetime, got {type(since).__name__}")
         if since.tzinfo is None or since.utcoffset() is None:
             raise InvalidInput("since", "must be timezone-aware (e.g. 2025-06-01T00:00:00Z)")
-        return since.astimezone(UTC)
+        return check_time("since", since)
 
     def _check_concerns(self, concerns: Any) -> tuple[str, ...]:
         if concerns is None:
@@ -356,9 +356,10 @@ class Exporter:
         if self.session_ids is not None:
             clauses.append(f"{quote(root.key[0])} IN ({', '.join('?' * len(self.session_ids))})")
             params += self.session_ids
-        if self.since is not None:
-            clauses.append("active_at >= ?")
-            params.append(self.since.isoformat() if self.dialect == "sqlite" else self.since)
+        if self.since is not None:  # the bound on the indexed second lets it use the index
+            clauses.append("active_second >= ? AND active_at >= ?")
+            params += [second_of(self.since, self.dialect),
+                       self.since.isoformat() if self.dialect == "sqlite" else self.since]
         return " AND ".join(clauses), tuple(params)
 
     # --- writing ------------------------------------------------------------------------

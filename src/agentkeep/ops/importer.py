@@ -143,9 +143,12 @@ def _converter(kind: str, nullable: bool, dialect: str, careful: bool) -> Any:
             if value.__class__ is str:
                 try:
                     if len(value) in (25, 32) and value[10] == "T" and value.endswith("+00:00"):
-                        # Already the stored form (isoformat() of a UTC time): check it only.
+                        # Likely the stored form already (isoformat() of a UTC time). Stored
+                        # re-formatted all the same: fromisoformat also reads other shapes
+                        # of that length (week dates, a comma, no colons), which would sort
+                        # wrongly as text and break the session list's second.
                         parsed = datetime.fromisoformat(value)
-                        return value if dialect == "sqlite" else parsed
+                        return parsed.isoformat() if dialect == "sqlite" else parsed
                     parsed = parse_time(value)
                 except ValueError:
                     raise _Bad(f"must be an ISO-8601 time with a time zone, got {shown(value, 40)}"

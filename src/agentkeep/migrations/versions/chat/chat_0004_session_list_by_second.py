@@ -34,9 +34,11 @@ depends_on = None
 def upgrade() -> None:
     op.execute("DROP INDEX sessions_by_activity")
     if op.get_bind().dialect.name == "postgresql":
+        # Fill factor first: adding the stored column rewrites the table, and the rewrite
+        # then leaves the room on every page, not only on pages written afterwards.
+        op.execute("ALTER TABLE sessions SET (fillfactor = 80)")
         op.execute("ALTER TABLE sessions ADD COLUMN active_second timestamp GENERATED ALWAYS "
                    "AS (date_trunc('second', active_at AT TIME ZONE 'UTC')) STORED")
-        op.execute("ALTER TABLE sessions SET (fillfactor = 80)")
     else:
         op.execute("ALTER TABLE sessions ADD COLUMN active_second TEXT")
         op.execute("UPDATE sessions SET active_second = substr(active_at, 1, 19)")
@@ -51,6 +53,6 @@ def downgrade() -> None:
         op.execute("ALTER TABLE sessions RESET (fillfactor)")
     else:
         for trigger in ACTIVE_SECOND_TRIGGERS:
-            op.execute(f"DROP TRIGGER {trigger}")
+            op.execute(f"DROP TRIGGER IF EXISTS {trigger}")  # check may find one missing
     op.execute("ALTER TABLE sessions DROP COLUMN active_second")
     op.execute("CREATE INDEX sessions_by_activity ON sessions (active_at, id)")
