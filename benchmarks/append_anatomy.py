@@ -118,11 +118,13 @@ def variant(directory: Path, ddl: list[str], without: tuple[str, ...],
         session_id, message_id = ids[i % SESSIONS], new_id()
         stamp = datetime.now(UTC).isoformat()  # as appends stamp them: the clock's second
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute(sql.APPEND_AT_HEAD["sqlite"], (
-            message_id, "user", TEXT, "[]", None, None, None, 0, 0, None, 0, "{}", stamp,
-            session_id)).fetchone()
-        conn.execute(sql.ADD_TO_SESSION, (1, 0, 0, 0, message_id, 1, None, stamp, stamp,
-                                          session_id))
+        _, head_id, count, depth = conn.execute(sql.SESSION_FOR_APPEND["sqlite"],
+                                                (session_id,)).fetchone()
+        conn.execute(sql.INSERT_MESSAGE, (
+            message_id, session_id, head_id, count + 1, depth + 1, "user", TEXT, "[]", None,
+            None, None, 0, 0, None, 0, "{}", stamp))
+        conn.execute(sql.ADD_TO_SESSION, (1, 0, 0, 0, message_id, depth + 1, None, stamp,
+                                          stamp, session_id))
         conn.execute("COMMIT")
 
     return _timed(conn, directory / "variant.db", commits, one)

@@ -161,18 +161,16 @@ _WRITTEN_COLUMNS = (
     "id, session_id, parent_id, seq, depth, role, content, parts, provider, model, "
     "finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, created_at"
 )
-# The common append, a message answering the head, in one statement: the session row
-# gives parent, seq and depth (under the row lock on PostgreSQL; FOR UPDATE re-reads the
-# row after waiting, so concurrent appends see each other's head).
-_APPEND_AT_HEAD = (
+# PostgreSQL, the first of a batch answering the head, in one statement: the session row
+# gives parent, seq and depth under the row lock (FOR UPDATE re-reads the row after
+# waiting, so concurrent appends see each other's head). SQLite reads SESSION_FOR_APPEND
+# and inserts with INSERT_MESSAGE: cheaper there than INSERT ... SELECT ... RETURNING.
+APPEND_AT_HEAD = (
     f"INSERT INTO messages ({_WRITTEN_COLUMNS}) "
     "SELECT ?, id, head_id, message_count + 1, head_depth + 1, ?, ?, ?, ?, ?, ?, "
-    "?, ?, ?, ?, ?, ? FROM sessions WHERE id = ? AND status <> 'deleted'"
+    "?, ?, ?, ?, ?, ? FROM sessions WHERE id = ? AND status <> 'deleted' "
+    "FOR UPDATE RETURNING parent_id, seq, depth"
 )
-APPEND_AT_HEAD = {
-    "sqlite": _APPEND_AT_HEAD + " RETURNING parent_id, seq, depth",
-    "postgresql": _APPEND_AT_HEAD + " FOR UPDATE RETURNING parent_id, seq, depth",
-}
 
 # PostgreSQL: one message at the head in ONE round trip. Lock the session row, move its
 # counters and head, and insert the message, in one statement (data-modifying CTEs).
