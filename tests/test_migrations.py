@@ -257,3 +257,58 @@ def test_chat_0004_keeps_the_session_list_order_down_and_up(stores):
         if (cursor := page.next_cursor) is None:
             break
     assert paged == [sessions[3].id] + [i for i in expected if i != sessions[3].id]
+
+
+def _check_constraints(backend) -> str:
+    """The stored text of the chat concern's CHECK constraints."""
+    with backend.read("chat") as conn:
+        if backend.dialect == "sqlite":
+            rows = conn.all("SELECT sql FROM sqlite_master WHERE type = 'table' AND name IN "
+                            "('sessions', 'messages', 'tool_calls')")
+        else:
+            rows = conn.all("SELECT pg_get_constraintdef(oid) FROM pg_constraint WHERE "
+                            "contype = 'c' AND conrelid IN (CAST('sessions' AS regclass), "
+                            "CAST('messages' AS regclass), CAST('tool_calls' AS regclass))")
+    return "\n".join(text for (text,) in rows)
+
+
+def test_chat_0005_rewrites_the_checks_and_they_still_refuse_bad_rows(stores):
+    """chat_0005 writes the role and status checks as OR chains (an IN list costs SQLite a
+    temporary index per row): a chat_0004 store upgrades in place, keeps its rows, and the
+    database still refuses a role or status outside the lists, before and after."""
+    store = stores.open()
+    session = store.chat.create_session(title="kept")
+    store.chat.append(session.id, "user", "written at chat_0004")
+    store.close()
+    backend = backend_for(stores)
+    stamp = "2026-01-01T00:00:00+00:00" if stores.backend == "sqlite" else "2026-01-01"
+    bad_rows = (
+        ("INSERT INTO messages (id, session_id, seq, depth, role, created_at) "
+         "VALUES ('bad', ?, 99, 0, 'robot', ?)", (session.id, stamp)),
+        ("UPDATE sessions SET status = 'frozen' WHERE id = ?", (session.id,)),
+    )
+
+    def refused_bad_rows() -> None:
+        for statement, params in bad_rows:
+            with pytest.raises(agentkeep.Conflict), backend.write("chat") as conn:
+                conn.run(statement, params)
+
+    try:
+        assert " IN (" not in _check_constraints(backend)
+        assert "ANY (" not in _check_constraints(backend)
+        refused_bad_rows()
+        alembic_ops.downgrade(backend, "chat", "chat_0004")
+        assert "role IN (" in _check_constraints(backend) \
+            or "ANY (ARRAY['system'" in _check_constraints(backend)
+        refused_bad_rows()
+        alembic_ops.upgrade(backend, "chat")
+        assert alembic_ops.drift(backend, "chat") == []
+        assert "role = 'system' OR role = 'user'" in _check_constraints(backend) \
+            or "(role = 'system'::text) OR" in _check_constraints(backend)
+        refused_bad_rows()
+    finally:
+        backend.close()
+    store = stores.open()
+    assert [m.content for m in store.chat.history(session.id)] == ["written at chat_0004"]
+    assert store.chat.get_session(session.id).title == "kept"
+    store.close()

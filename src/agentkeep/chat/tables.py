@@ -27,6 +27,12 @@ from ..schema_types import Json, RowId, Time
 
 metadata = MetaData()
 
+
+def one_of(column: str, *values: str) -> str:
+    """A CHECK that ``column`` holds one of ``values``, as an OR chain (chat_0005): SQLite
+    builds a temporary index for every row it checks against an IN list of 3+ values."""
+    return " OR ".join(f"{column} = '{value}'" for value in values)
+
 sessions = Table(
     "sessions", metadata,
     Column("id", Text, primary_key=True),
@@ -55,7 +61,7 @@ sessions = Table(
     # triggers, a generated column on PostgreSQL). It orders the session list, and an
     # append moves it at most once a second, not every time.
     Column("active_second", Text().with_variant(TIMESTAMP(timezone=False), "postgresql")),
-    CheckConstraint("status IN ('active', 'archived', 'deleted')", name="sessions_status"),
+    CheckConstraint(one_of("status", "active", "archived", "deleted"), name="sessions_status"),
     # The session list: newest activity first, keyset-paginated on (active_at, id).
     Index("sessions_by_activity", "active_second"),
     Index("sessions_by_parent", "parent_id"),
@@ -87,7 +93,7 @@ messages = Table(
     Column("cost_nanos", BigInteger, nullable=False, server_default="0"),
     Column("metadata", Json, nullable=False, server_default="{}"),
     Column("created_at", Time, nullable=False),
-    CheckConstraint("role IN ('system', 'user', 'assistant', 'tool')", name="messages_role"),
+    CheckConstraint(one_of("role", "system", "user", "assistant", "tool"), name="messages_role"),
     # History of a linear session reads (session_id, seq) in order.
     UniqueConstraint("session_id", "seq", name="messages_session_seq"),
 )
@@ -109,8 +115,9 @@ tool_calls = Table(
     Column("started_at", Time),
     Column("finished_at", Time),
     Column("duration_ms", BigInteger),
-    CheckConstraint("status IN ('pending', 'running', 'succeeded', 'failed', 'cancelled')",
-                    name="tool_calls_status"),
+    CheckConstraint(
+        one_of("status", "pending", "running", "succeeded", "failed", "cancelled"),
+        name="tool_calls_status"),
     Index("tool_calls_by_session", "session_id", "call_id"),
     Index("tool_calls_by_message", "message_id"),
     Index("tool_calls_by_name", "name", "status"),
