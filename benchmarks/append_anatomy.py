@@ -120,9 +120,8 @@ def variant(directory: Path, ddl: list[str], without: tuple[str, ...],
         conn.execute("BEGIN IMMEDIATE")
         _, head_id, count, depth = conn.execute(sql.SESSION_FOR_APPEND["sqlite"],
                                                 (session_id,)).fetchone()
-        conn.execute(sql.INSERT_MESSAGE, (
-            message_id, session_id, head_id, count + 1, depth + 1, "user", TEXT, "[]", None,
-            None, None, 0, 0, None, 0, "{}", stamp))
+        conn.execute(sql.INSERT_PLAIN_MESSAGE, (
+            message_id, session_id, head_id, count + 1, depth + 1, "user", TEXT, "[]", stamp))
         conn.execute(sql.ADD_TO_SESSION, (1, 0, 0, 0, message_id, depth + 1, None, stamp,
                                           stamp, session_id))
         conn.execute("COMMIT")

@@ -103,6 +103,41 @@ def test_append_many_chains_in_one_call(store):
     assert store.chat.append_many(session.id, []) == []
 
 
+ONE_EXTRA_EACH = [  # every rarely set field alone: a message with it is not "plain"
+    {"provider": "openai"}, {"model": "gpt-4.1"}, {"finish_reason": "stop"},
+    {"usage": {"input_tokens": 0, "output_tokens": 0}}, {"usage": {"output_tokens": 7}},
+    {"cost": 0.5}, {"cost": 0}, {"metadata": {}}, {"metadata": {"k": "v"}},
+]
+
+
+@pytest.mark.parametrize("size", [1, 3, 25])  # 25: a PostgreSQL batch goes by COPY
+def test_batches_with_and_without_rarely_set_fields_read_back_alike(store, size):
+    """A batch of plain messages is written with fewer columns; a batch with any extra
+    field with all of them. Either way every field reads back as it was given."""
+    session = store.chat.create_session()
+    batches = [[{"role": "user", "content": f"plain {n}"} for n in range(size)]]
+    for extra in ONE_EXTRA_EACH:
+        batch = [{"role": "assistant", "content": f"{extra} {n}"} for n in range(size)]
+        batch[-1].update(extra)  # one message of the batch carries it
+        batches.append(batch)
+    written = []
+    for batch in batches:
+        written += store.chat.append_many(session.id, batch)
+    read = store.chat.history(session.id)
+    assert read == written
+    assert [store.chat.get_message(m.id) for m in written] == written
+    given = [message for batch in batches for message in batch]
+    for message, fields in zip(read, given, strict=True):
+        assert message.provider == fields.get("provider")
+        assert message.model == fields.get("model")
+        assert message.finish_reason == fields.get("finish_reason")
+        assert message.usage == fields.get("usage")
+        assert message.output_tokens == fields.get("usage", {}).get("output_tokens", 0)
+        assert message.cost == pytest.approx(fields.get("cost") or 0)
+        assert message.metadata == fields.get("metadata", {})
+    assert_counters(store, session.id)
+
+
 @pytest.mark.parametrize("container", [list, tuple, iter])
 def test_append_many_places_the_chain_at_the_first_items_parent(store, container):
     session = store.chat.create_session()

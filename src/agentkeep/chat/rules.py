@@ -143,6 +143,15 @@ def prepare_message(fields: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def is_plain(item: dict[str, Any]) -> bool:
+    """True when a prepared message's rarely set fields all hold their defaults, so
+    INSERT_PLAIN_MESSAGE writes it (the encoded values decide: callers may amend them)."""
+    return (item["metadata_json"] == "{}" and item["usage"] is None
+            and item["provider"] is None and item["model"] is None
+            and item["finish_reason"] is None and not item["cost_nanos"]
+            and not item["input_tokens"] and not item["output_tokens"])
+
+
 def encode_cursor(active_at: datetime, session_id: str) -> str:
     raw = json.dumps([active_at.isoformat(), session_id]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")

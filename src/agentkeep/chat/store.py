@@ -42,6 +42,7 @@ from .rules import (
     check_object,
     decode_cursor,
     encode_cursor,
+    is_plain,
     prepare_message,
 )
 from .search import Search
@@ -53,6 +54,18 @@ NO_LIMIT = 2**62
 COPY_FROM = 20
 _UNSET: Any = object()
 _HEAD: Any = object()
+
+
+def _message_row(message_id: str, session_id: str, parent_id: str | None, seq: int,
+                 depth: int, item: dict[str, Any], created: Any, plain: bool) -> tuple:
+    """A message's values for INSERT_PLAIN_MESSAGE when ``plain``, else INSERT_MESSAGE."""
+    if plain:
+        return (message_id, session_id, parent_id, seq, depth, item["role"], item["content"],
+                item["parts_json"], created)
+    return (message_id, session_id, parent_id, seq, depth, item["role"], item["content"],
+            item["parts_json"], item["provider"], item["model"], item["finish_reason"],
+            item["input_tokens"], item["output_tokens"], item["usage"], item["cost_nanos"],
+            item["metadata_json"], created)
 
 
 class ChatStore(ToolCalls, Files, Search, ChatBase):
@@ -334,6 +347,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         if parent_id is _HEAD and len(prepared) == 1 and self._dialect == "postgresql":
             return self._append_one_postgres(conn, session_id, prepared[0], stamp,
                                              times[0] if times else stamp_value)
+        plain = all(map(is_plain, prepared))
         rows = []
         if parent_id is _HEAD and self._dialect == "postgresql":
             # One statement reads the head (under the row lock) and inserts: a round trip
@@ -351,10 +365,8 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             if inserted is None:
                 raise NotFound(f"no session {session_id!r}")
             parent, count, depth = inserted
-            rows.append((message_id, session_id, parent, count, depth, item["role"],
-                         item["content"], item["parts_json"], item["provider"], item["model"],
-                         item["finish_reason"], item["input_tokens"], item["output_tokens"],
-                         item["usage"], item["cost_nanos"], item["metadata_json"], created))
+            rows.append(_message_row(message_id, session_id, parent, count, depth, item,
+                                     created, plain))
             parent = message_id
         else:
             row = conn.one(sql.SESSION_FOR_APPEND[self._dialect], (session_id,))
@@ -370,23 +382,20 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                                                    session_id)[1]
         inserted_already = len(rows)
         for index in range(inserted_already, len(prepared)):
-            item = prepared[index]
             message_id = new_id()
             depth += 1
             count += 1
-            rows.append((message_id, session_id, parent, count, depth, item["role"],
-                         item["content"], item["parts_json"], item["provider"], item["model"],
-                         item["finish_reason"], item["input_tokens"], item["output_tokens"],
-                         item["usage"], item["cost_nanos"], item["metadata_json"],
-                         times[index] if times else stamp_value))
+            rows.append(_message_row(message_id, session_id, parent, count, depth,
+                                     prepared[index], times[index] if times else stamp_value,
+                                     plain))
             parent = message_id
         pending = rows[inserted_already:]
         if len(pending) == 1:
-            conn.run(sql.INSERT_MESSAGE, pending[0])
+            conn.run(sql.INSERT_PLAIN_MESSAGE if plain else sql.INSERT_MESSAGE, pending[0])
         elif self._dialect == "postgresql" and len(pending) >= COPY_FROM:
-            conn.copy(sql.COPY_MESSAGES, pending)
+            conn.copy(sql.COPY_PLAIN_MESSAGES if plain else sql.COPY_MESSAGES, pending)
         elif pending:
-            conn.many(sql.INSERT_MESSAGE, pending)
+            conn.many(sql.INSERT_PLAIN_MESSAGE if plain else sql.INSERT_MESSAGE, pending)
         summary_id = None
         input_tokens = output_tokens = cost_nanos = 0
         for item, row in zip(prepared, rows, strict=True):
@@ -398,7 +407,10 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         conn.run(sql.ADD_TO_SESSION, (
             len(rows), input_tokens, output_tokens, cost_nanos, parent, depth, summary_id,
             stamp_value, stamp_value, session_id))
-        messages = list(map(stored_message, rows))
+        if plain:  # the record's extras are all defaults: None
+            messages = [Message((*row, None)) for row in rows]
+        else:
+            messages = list(map(stored_message, rows))
         if any(item["parts"] for item in prepared):
             self._record_tool_parts(conn, messages, prepared, stamp)
         return messages
