@@ -59,10 +59,12 @@ def new_id() -> str:
             if _counter > 0xFFF:
                 _last_ms += 1
                 ms, _counter = _last_ms, 0
-        value = (ms << 80) | (0x7 << 76) | (_counter << 64) | (0b10 << 62) \
-            | _random.getrandbits(62)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        counter = _counter
+        rand = _random.getrandbits(62)
+    # 48 bits of milliseconds, version 7, 12 bits of counter, variant 0b10, 62 random bits;
+    # %-formatting: half the time of the f-string with five format specs.
+    return "%08x-%04x-%04x-%04x-%012x" % (  # noqa: UP031
+        ms >> 16, ms & 0xFFFF, 0x7000 | counter, 0x8000 | (rand >> 48), rand & 0xFFFFFFFFFFFF)
 
 
 def now() -> datetime:

@@ -36,6 +36,23 @@ def test_append_returns_what_get_message_reads(store):
     assert store.chat.history(session.id) == [message]
 
 
+def test_ids_are_uuid7_in_creation_order(store):
+    """Sessions and messages get UUIDv7 ids: version 7, RFC 4122 variant, the creation
+    time's milliseconds in front, strictly increasing even within one millisecond."""
+    import uuid
+
+    session = store.chat.create_session()
+    batch = store.chat.append_many(session.id, [{"role": "user", "content": str(n)}
+                                                for n in range(300)])
+    ids = [session.id] + [m.id for m in batch]
+    parsed = [uuid.UUID(value) for value in ids]
+    assert all(str(u) == value for u, value in zip(parsed, ids, strict=True))
+    assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    stamp_ms = batch[0].created_at.timestamp() * 1000
+    assert abs((parsed[1].int >> 80) - stamp_ms) < 1000
+
+
 def test_append_chains_on_the_head(store):
     session = store.chat.create_session()
     first = store.chat.append(session.id, "system", "Be brief.")
