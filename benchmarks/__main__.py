@@ -13,7 +13,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from . import report, workloads
+from . import bigstore, report, workloads
 from .systems import drop_location
 
 SCALES = {
@@ -102,9 +102,10 @@ class Run:
         lengths = [60 if i % 50 == 0 else 10 for i in range(sessions)]
         location = self.location(backend, "agentkeep", "big")
         drop_location(backend, location)
-        log(f"{backend} scaling: {sessions} sessions")
-        build = workloads.w2("agentkeep", backend, location, sum(lengths), sessions, 0, 0,
-                             lengths=lengths, text_dir=self.text_dir)
+        log(f"{backend} scaling: {sessions} sessions, export file")
+        source = bigstore.export_file(lengths, self.text_dir, self.workdir)
+        log(f"{backend} scaling: agentkeep import")
+        build_s = bigstore.load(backend, location, source)
         keys = [f"s{i:06d}" for i in range(0, sessions, 50)]
         # Side by side with the same reads on the W2 store, so the ratio is the stores'.
         w3 = workloads.interleave({
@@ -113,7 +114,7 @@ class Run:
             "w2": workloads.w3("agentkeep", backend, self.location(backend, "agentkeep", "w2"),
                                c["w2_sessions"], c["w2_total"], 50, 1000, c["w3_reads"])})
         drop_location(backend, location)
-        return {"sessions": sessions, "build_msgs_per_s": build["msgs_per_s"],
+        return {"sessions": sessions, "build_msgs_per_s": sum(lengths) / build_s,
                 "w3_big": w3["big"], "w3_w2": w3["w2"]}
 
 

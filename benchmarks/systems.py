@@ -23,7 +23,7 @@ def _meta(message: dict) -> str | None:
     return json.dumps(extra) if extra else None
 
 
-def _parts(message: dict) -> list | None:
+def parts_of(message: dict) -> list | None:
     if "tool_call" in message:
         call = message["tool_call"]
         return [{"type": "tool_call", "id": call["id"], "name": call["name"],
@@ -241,12 +241,12 @@ class Agentkeep:
 
     def append(self, key: str, message: dict) -> None:
         self._ensure(key)
-        self.chat.append(key, message["role"], message["content"], parts=_parts(message))
+        self.chat.append(key, message["role"], message["content"], parts=parts_of(message))
 
     def append_many(self, key: str, messages: list[dict]) -> None:
         self._ensure(key)
         self.chat.append_many(key, [{"role": m["role"], "content": m["content"],
-                                     "parts": _parts(m)} for m in messages])
+                                     "parts": parts_of(m)} for m in messages])
 
     def last_n(self, key: str, n: int) -> list:
         return self.chat.history(key, last=n)
