@@ -232,3 +232,26 @@ def test_a_bulk_backlog_is_indexed_at_once_and_its_queue_reclaimed(store):
     if store.dialect == "postgresql":
         with store._backend.read("chat") as conn:
             assert conn.one("SELECT pg_relation_size('search_backlog')")[0] == 0
+
+
+def test_a_backlog_past_the_parallel_threshold_is_indexed_whole(store):
+    """A queue longer than PARALLEL_QUEUE is split over several connections on
+    PostgreSQL: every message is indexed exactly once, none left queued, and a message
+    appended afterwards is found by the next search."""
+    from agentkeep.chat.search import PARALLEL_QUEUE
+
+    total = PARALLEL_QUEUE + 4_321
+    session = store.chat.create_session()
+    for start in range(0, total, 5_000):
+        store.chat.append_many(session.id, [
+            {"role": "user", "content": f"queued message number{n} tag{n % 7}"}
+            for n in range(start, min(start + 5_000, total))])
+    assert store.chat.catch_up_index() == total
+    assert store.chat.catch_up_index() == 0
+    for n in (0, PARALLEL_QUEUE // 2, total - 1):  # each end and the middle
+        hits = store.chat.search(f"number{n}")
+        assert [hit.message.content for hit in hits] == [
+            f"queued message number{n} tag{n % 7}"]
+    assert len(store.chat.search("tag3", limit=10_000)) == len(range(3, total, 7))
+    late = store.chat.append(session.id, "user", "appended after the catch up")
+    assert [hit.message.id for hit in store.chat.search("appended catch")] == [late.id]

@@ -3,6 +3,7 @@ queue on PostgreSQL; both indexed by the next search, off the append path."""
 
 from __future__ import annotations
 
+import threading
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,8 @@ from .rules import ROLES, check_marks
 TITLE, SNIPPET = sql.MESSAGE_WIDTH, sql.MESSAGE_WIDTH + 1
 SCORE = ROWID = sql.MESSAGE_WIDTH + 2
 VACUUM_QUEUE_AFTER = 10_000  # messages indexed at once (PostgreSQL)
+PARALLEL_QUEUE = 20_000  # a queue spanning this many pks is indexed on several connections
+PARALLEL_HELPERS = 4
 
 
 class Search(ChatBase):
@@ -29,15 +32,47 @@ class Search(ChatBase):
         indexing cost off the first search after a bulk import.
         """
         if self._dialect == "postgresql":
+            alone = not self._backend.in_transaction(CONCERN)
             with self._write() as conn:
-                conn.one(sql.LOCK_BACKLOG_POSTGRES)
-                indexed = conn.run(sql.INDEX_BACKLOG_POSTGRES)
-            if indexed >= VACUUM_QUEUE_AFTER and not self._backend.in_transaction(CONCERN):
+                conn.one(sql.LOCK_BACKLOG_POSTGRES)  # held while helpers work, if any
+                low, high = conn.one(sql.BACKLOG_SPAN_POSTGRES) if alone else (None, None)
+                if low is not None and high - low >= PARALLEL_QUEUE:
+                    indexed = self._index_ranges(low, high)
+                else:
+                    indexed = conn.run(sql.INDEX_BACKLOG_POSTGRES)
+            if indexed >= VACUUM_QUEUE_AFTER and alone:
                 self._reclaim_queue()
             return indexed
         with self._read() as conn:
             newest, indexed, _ = conn.one(sql.SEARCH_BACKLOG)
         return self._index_backlog() if newest > indexed else 0
+
+    def _index_ranges(self, low: int, high: int) -> int:
+        """PostgreSQL: index the queued pks low..high in ranges, each in its own
+        transaction on its own connection, at once (a thread each). Outside any caller's
+        transaction only: the helpers cannot see uncommitted rows."""
+        helpers = max(2, min(PARALLEL_HELPERS, self._backend.config.pool_size - 1))
+        step = (high - low) // helpers + 1
+        counts: list[int] = []
+        errors: list[BaseException] = []
+
+        def index(start: int) -> None:
+            try:
+                with self._write() as conn:  # a new thread: a connection of its own
+                    counts.append(conn.run(sql.INDEX_BACKLOG_RANGE_POSTGRES,
+                                           (start, min(start + step - 1, high))))
+            except BaseException as exc:  # noqa: BLE001 - re-raised by the caller below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=index, args=(start,), daemon=True)
+                   for start in range(low, high + 1, step)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:  # the ranges that committed stay indexed; the rest stay queued
+            raise errors[0]
+        return sum(counts)
 
     def _reclaim_queue(self) -> None:
         """PostgreSQL, outside a transaction: an emptied queue is all dead rows until

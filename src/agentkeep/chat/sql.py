@@ -428,11 +428,18 @@ SEARCH_PENDING_POSTGRES = (
 LOCK_BACKLOG_POSTGRES = (
     "SELECT pg_advisory_xact_lock(hashtext('agentkeep search ' || current_schema()))"
 )
-INDEX_BACKLOG_POSTGRES = (
-    "WITH queued AS (DELETE FROM search_backlog RETURNING pk) "
+_INDEX_QUEUED = (
     "INSERT INTO message_search (pk, search_vector) "
     "SELECT m.pk, to_tsvector('english', m.content) FROM queued JOIN messages m "
     "ON m.pk = queued.pk ON CONFLICT (pk) DO NOTHING"
+)
+INDEX_BACKLOG_POSTGRES = f"WITH queued AS (DELETE FROM search_backlog RETURNING pk) {_INDEX_QUEUED}"
+# A long queue (a bulk import) is indexed in pk ranges on several connections at once:
+# to_tsvector is the work, and one statement runs on one server core.
+BACKLOG_SPAN_POSTGRES = "SELECT min(pk), max(pk) FROM search_backlog"
+INDEX_BACKLOG_RANGE_POSTGRES = (
+    "WITH queued AS (DELETE FROM search_backlog WHERE pk BETWEEN ? AND ? RETURNING pk) "
+    f"{_INDEX_QUEUED}"
 )
 VACUUM_BACKLOG_POSTGRES = "VACUUM search_backlog"  # outside a transaction
 # Rank the matches of message_search alone (joined to messages only when a filter or a
