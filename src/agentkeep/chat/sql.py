@@ -197,7 +197,7 @@ INSERT_MESSAGE = (
 )
 # A message none of whose rarely set fields is given: the columns every read needs, in
 # MESSAGE_COLUMNS' order, the rest left to their defaults. 9 values instead of 17 cost
-# SQLite ~4 µs less per row (docs/performance.md, "Appends").
+# SQLite ~4 µs less per row (docs/performance.md, "Import").
 _PLAIN_COLUMNS = "id, session_id, parent_id, seq, depth, role, content, parts, created_at"
 INSERT_PLAIN_MESSAGE = (
     f"INSERT INTO messages ({_PLAIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"

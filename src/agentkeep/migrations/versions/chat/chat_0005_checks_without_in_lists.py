@@ -1,9 +1,10 @@
 """Write the role and status CHECK constraints as ``OR`` chains instead of ``IN`` lists.
 
 SQLite evaluates a CHECK of the form ``x IN ('a', 'b', 'c')`` (three values or more) by
-building a temporary index of the list for every row it writes: 3.5 µs per row against
-0.4 µs for ``x = 'a' OR x = 'b' OR x = 'c'``, the same test. ``messages_role`` alone was
-about a tenth of a bulk import's time per message (docs/performance.md, "Appends").
+building a temporary index of the list for every row it writes: 3.5-5 µs more per row
+than no check, against ~0.4 µs for ``x = 'a' OR x = 'b' OR x = 'c'``, the same test
+(``python -m benchmarks.check_constraints``). ``messages_role`` alone was
+about a tenth of a bulk import's time per message (docs/performance.md, "Import").
 
 SQLite cannot alter a constraint, and rebuilding ``messages`` would copy every message.
 The expressions are swapped in the stored schema text instead: the procedure SQLite
