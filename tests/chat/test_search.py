@@ -234,13 +234,15 @@ def test_a_bulk_backlog_is_indexed_at_once_and_its_queue_reclaimed(store):
             assert conn.one("SELECT pg_relation_size('search_backlog')")[0] == 0
 
 
-def test_a_backlog_past_the_parallel_threshold_is_indexed_whole(store):
+@pytest.mark.parametrize("pool_size", [10, 1])  # 1: no connection to spare for helpers
+def test_a_backlog_past_the_parallel_threshold_is_indexed_whole(stores, pool_size):
     """A queue longer than PARALLEL_QUEUE is split over several connections on
     PostgreSQL: every message is indexed exactly once, none left queued, and a message
     appended afterwards is found by the next search."""
     from agentkeep.chat.search import PARALLEL_QUEUE
 
     total = PARALLEL_QUEUE + 4_321
+    store = stores.open(pool_size=pool_size)
     session = store.chat.create_session()
     for start in range(0, total, 5_000):
         store.chat.append_many(session.id, [

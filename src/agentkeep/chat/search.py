@@ -36,7 +36,10 @@ class Search(ChatBase):
             with self._write() as conn:
                 conn.one(sql.LOCK_BACKLOG_POSTGRES)  # held while helpers work, if any
                 low, high = conn.one(sql.BACKLOG_SPAN_POSTGRES) if alone else (None, None)
-                if low is not None and high - low >= PARALLEL_QUEUE:
+                # Helpers need connections besides this one: a pool of one or two
+                # would leave them waiting on it.
+                if low is not None and high - low >= PARALLEL_QUEUE \
+                        and self._backend.config.pool_size > 2:
                     indexed = self._index_ranges(low, high)
                 else:
                     indexed = conn.run(sql.INDEX_BACKLOG_POSTGRES)
@@ -51,7 +54,7 @@ class Search(ChatBase):
         """PostgreSQL: index the queued pks low..high in ranges, each in its own
         transaction on its own connection, at once (a thread each). Outside any caller's
         transaction only: the helpers cannot see uncommitted rows."""
-        helpers = max(2, min(PARALLEL_HELPERS, self._backend.config.pool_size - 1))
+        helpers = min(PARALLEL_HELPERS, self._backend.config.pool_size - 1)
         step = (high - low) // helpers + 1
         counts: list[int] = []
         errors: list[BaseException] = []
