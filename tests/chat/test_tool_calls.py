@@ -64,6 +64,48 @@ def test_a_result_answers_the_newest_call_with_its_id(store):
     assert (calls["first"].output, calls["second"].output) == (1, 2)
 
 
+@pytest.mark.parametrize("pairs", [1, 30])  # 30: the calls go in by COPY on PostgreSQL
+def test_calls_answered_in_the_same_batch(store, pairs):
+    session = store.chat.create_session()
+    older = store.chat.append(session.id, "assistant", "", parts=[
+        {"type": "tool_call", "id": "older", "name": "slow", "arguments": {}}])
+    batch = []
+    for n in range(pairs):
+        batch.append({"role": "assistant", "content": "", "parts": [
+            {"type": "tool_call", "id": f"c{n}", "name": "add", "arguments": {"n": n}}]})
+        batch.append({"role": "tool", "content": "", "parts": [
+            {"type": "tool_result", "call_id": f"c{n}", "output": {"sum": n},
+             "is_error": n % 7 == 3}]})
+    batch.append({"role": "assistant", "content": "", "parts": [
+        {"type": "tool_call", "id": "late", "name": "add", "arguments": {}},
+        {"type": "tool_call", "id": "open", "name": "add", "arguments": {}}]})
+    # a result for the call of an earlier append, then one for a call of this batch
+    batch.append({"role": "tool", "content": "", "parts": [
+        {"type": "tool_result", "call_id": "older", "output": "done"}]})
+    batch.append({"role": "tool", "content": "", "parts": [
+        {"type": "tool_result", "call_id": "late", "output": "late"}]})
+    written = store.chat.append_many(session.id, batch)
+
+    calls = {c.call_id: c for c in store.chat.tool_calls(session.id, limit=1000)}
+    assert len(calls) == pairs + 3
+    for n in range(pairs):
+        call, asked, answer = calls[f"c{n}"], written[2 * n], written[2 * n + 1]
+        assert (call.message_id, call.result_message_id) == (asked.id, answer.id)
+        assert call.input == {"n": n} and call.output == {"sum": n}
+        assert call.status == ("failed" if n % 7 == 3 else "succeeded")
+        assert call.error == (str({"sum": n}) if n % 7 == 3 else None)
+        assert call.finished_at == call.created_at and call.duration_ms == 0
+        assert call.started_at is None and call.retry_count == 0
+        assert store.chat.get_tool_call(call.id) == call
+    assert calls["older"].message_id == older.id
+    assert (calls["older"].status, calls["older"].output) == ("succeeded", "done")
+    assert calls["older"].result_message_id == written[-2].id
+    assert (calls["late"].status, calls["late"].output) == ("succeeded", "late")
+    assert calls["late"].result_message_id == written[-1].id
+    assert calls["open"].status == "pending" and calls["open"].finished_at is None
+    assert calls["open"].message_id == written[-3].id
+
+
 def test_a_result_for_an_unknown_call_is_kept_as_a_message(store):
     session = store.chat.create_session()
     message = store.chat.append(session.id, "tool", "orphan", parts=[

@@ -12,6 +12,9 @@ from ..errors import InvalidInput, NotFound
 from . import sql
 
 CONCERN = "chat"
+# PostgreSQL: batches of this many rows or more go in by COPY (executemany sends a
+# statement per row; COPY measured 1.2-1.3x the throughput for batches of 500 messages).
+COPY_FROM = 20
 
 
 class ChatBase:

@@ -85,6 +85,13 @@ SELECT_SESSION = (
     f"SELECT {SESSION_COLUMNS} FROM sessions s LEFT JOIN messages h ON h.id = s.head_id "
     "WHERE s.id = ?"
 )
+# PostgreSQL, create_session without a parent in one round trip (instead of BEGIN, a check
+# for the id, the INSERT, SELECT_SESSION, COMMIT): the new row as SELECT_SESSION reads it,
+# no preview (no head yet); no row back when the id is taken.
+CREATE_SESSION_POSTGRES = (
+    INSERT_SESSION + " ON CONFLICT (id) DO NOTHING RETURNING "
+    + SESSION_COLUMNS.replace("s.", "").replace("substr(h.content, 1, 200)", "NULL")
+)
 SESSION_EXISTS = "SELECT status FROM sessions WHERE id = ?"
 # save_file reads the latest version and writes the next one: on PostgreSQL it holds the
 # session row lock meanwhile, so concurrent saves cannot pick the same version (SQLite's
@@ -202,7 +209,7 @@ _PLAIN_COLUMNS = "id, session_id, parent_id, seq, depth, role, content, parts, c
 INSERT_PLAIN_MESSAGE = (
     f"INSERT INTO messages ({_PLAIN_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
-# PostgreSQL, a batch: the same columns by COPY (see store.COPY_FROM).
+# PostgreSQL, a batch: the same columns by COPY (see base.COPY_FROM).
 COPY_MESSAGES = f"COPY messages ({_WRITTEN_COLUMNS}) FROM STDIN"
 COPY_PLAIN_MESSAGES = f"COPY messages ({_PLAIN_COLUMNS}) FROM STDIN"
 SELECT_MESSAGE = _reading_messages("SELECT {message_columns} FROM messages m WHERE m.id = ?")
@@ -286,6 +293,17 @@ INSERT_TOOL_CALL = (
     "INSERT INTO tool_calls (id, session_id, message_id, call_id, name, input, status, "
     "retry_count, created_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)"
 )
+# The tool calls of an appended batch, each pending or, when the batch also holds its
+# result (a bulk import), already finished: one row each, no UPDATE after the INSERT.
+_BATCH_TOOL_CALL_COLUMNS = (
+    "id, session_id, message_id, call_id, name, input, status, output, error, retry_count, "
+    "result_message_id, created_at, finished_at, duration_ms"
+)
+INSERT_BATCH_TOOL_CALL = (
+    f"INSERT INTO tool_calls ({_BATCH_TOOL_CALL_COLUMNS}) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+COPY_BATCH_TOOL_CALLS = f"COPY tool_calls ({_BATCH_TOOL_CALL_COLUMNS}) FROM STDIN"
 SELECT_TOOL_CALL = f"SELECT {TOOL_CALL_COLUMNS} FROM tool_calls t WHERE t.id = ?"
 # start/finish check the status under the row lock on PostgreSQL, so of two callers racing
 # to start (or finish) one call exactly one wins and the other gets Conflict.

@@ -27,7 +27,7 @@ from ..codec import (
 )
 from ..errors import Conflict, InvalidInput, NotFound
 from . import sql
-from .base import CONCERN, ChatBase
+from .base import CONCERN, COPY_FROM, ChatBase
 from .files import Files
 from .models import (
     Branch,
@@ -49,9 +49,6 @@ from .search import Search
 from .tools import ToolCalls
 
 NO_LIMIT = 2**62
-# PostgreSQL: batches of this many messages or more go in by COPY (executemany sends a
-# statement per row; COPY measured 1.2-1.3x the throughput for batches of 500).
-COPY_FROM = 20
 _UNSET: Any = object()
 _HEAD: Any = object()
 
@@ -93,6 +90,9 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                                       metadata=metadata)
         check_id("parent_id", parent_id, optional=True)
         check_id("id", id, optional=True)
+        if parent_id is None and self._dialect == "postgresql":
+            return self._backend.alone(CONCERN, lambda conn: self._create_session_postgres(
+                conn, values, id))
         with self._write() as conn:
             if parent_id is not None:  # here, not in _insert_session: fork() keeps a binned parent
                 self._live_session(conn, parent_id)
@@ -100,15 +100,29 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                 raise Conflict(f"a session with id {id!r} already exists")
             return self._insert_session(conn, values, parent_id, None, id)
 
+    def _create_session_postgres(self, conn: Connection, values: dict[str, Any],
+                                 session_id: str | None) -> Session:
+        """A session without a parent in one self-committing statement."""
+        row = conn.one(sql.CREATE_SESSION_POSTGRES,
+                       self._session_row(values, None, None, session_id or new_id()))
+        if row is None:
+            raise Conflict(f"a session with id {session_id!r} already exists")
+        return Session(row)
+
     def _insert_session(self, conn: Connection, values: dict[str, Any], parent_id: str | None,
                         forked_from_id: str | None, session_id: str | None = None) -> Session:
-        session_id, created = session_id or new_id(), now()
-        stamp = self._time(created)
-        conn.run(sql.INSERT_SESSION, (
-            session_id, values["title"], values["provider"], values["model"],
-            values["system_prompt"], values["generation"], values["metadata"], parent_id,
-            forked_from_id, stamp, stamp, stamp))
+        session_id = session_id or new_id()
+        conn.run(sql.INSERT_SESSION, self._session_row(values, parent_id, forked_from_id,
+                                                       session_id))
         return self._get_session(conn, session_id)
+
+    def _session_row(self, values: dict[str, Any], parent_id: str | None,
+                     forked_from_id: str | None, session_id: str) -> tuple:
+        """INSERT_SESSION's values for a new session created now."""
+        stamp = self._time(now())
+        return (session_id, values["title"], values["provider"], values["model"],
+                values["system_prompt"], values["generation"], values["metadata"], parent_id,
+                forked_from_id, stamp, stamp, stamp)
 
     @staticmethod
     def _session_fields(**fields: Any) -> dict[str, Any]:

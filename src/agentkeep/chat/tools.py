@@ -18,7 +18,7 @@ from ..codec import (
 )
 from ..errors import Conflict, InvalidInput, NotFound
 from . import sql
-from .base import ChatBase
+from .base import COPY_FROM, ChatBase
 from .models import Message, ToolCall
 from .rules import MAX_NAME_LENGTH, TOOL_STATUSES
 
@@ -30,50 +30,52 @@ class ToolCalls(ChatBase):
                            prepared: list[dict[str, Any]], stamp: datetime) -> None:
         """Record tool_call parts as pending calls; finish calls named by tool_result parts.
 
-        Calls made and answered in the same batch (a bulk import) are written with one
-        executemany each, without reading them back.
+        A call answered in the same batch (a bulk import) is written finished: one row,
+        no UPDATE after it. The batch's calls go in with one statement (COPY on PostgreSQL
+        for a long batch).
         """
         stamp_value = self._time(stamp)
-        calls, finished = [], []
-        in_batch: dict[str, str] = {}  # provider call id -> tool call id, still unfinished
+        calls: list[list[Any]] = []  # INSERT_BATCH_TOOL_CALL's values
+        in_batch: dict[str, list[Any]] = {}  # provider call id -> its row, still unanswered
         for message, item in zip(messages, prepared, strict=True):
             for part in item["parts"]:
                 kind = part.get("type")
                 if kind == "tool_call":
-                    tool_call_id = new_id()
                     arguments = part.get("arguments", part.get("input", {}))
-                    calls.append((tool_call_id, message.session_id, message.id, part.get("id"),
-                                  part["name"], dump_json("parts.arguments", arguments),
-                                  stamp_value))
+                    call = [new_id(), message.session_id, message.id, part.get("id"),
+                            part["name"], dump_json("parts.arguments", arguments), "pending",
+                            None, None, 0, None, stamp_value, None, None]
+                    calls.append(call)
                     if part.get("id") is not None:
-                        in_batch[part["id"]] = tool_call_id
+                        in_batch[part["id"]] = call
                 elif kind == "tool_result":
                     output = part.get("output", part.get("content"))
                     failed = bool(part.get("is_error"))
                     status = "failed" if failed else "succeeded"
                     error = str(output) if failed else None
-                    tool_call_id = in_batch.pop(part["call_id"], None)
-                    if tool_call_id is not None:  # asked in this batch: no time has passed
-                        encoded = None if output is None else dump_json("output", output)
-                        finished.append((status, encoded, error, stamp_value, 0, message.id,
-                                         tool_call_id))
+                    call = in_batch.pop(part["call_id"], None)
+                    if call is not None:  # asked in this batch: no time has passed
+                        call[6:9] = status, (None if output is None
+                                             else dump_json("output", output)), error
+                        call[10], call[12], call[13] = message.id, stamp_value, 0
                         continue
-                    # The call may be older than this batch: bring the table up to date first.
-                    if calls:
-                        conn.many(sql.INSERT_TOOL_CALL, calls)
-                        calls = []
-                    if finished:
-                        conn.many(sql.FINISH_TOOL_CALL, finished)
-                        finished = []
+                    # The call may be older than this batch: bring the table up to date
+                    # first (a later result for a call written here takes this path too).
+                    self._insert_tool_calls(conn, calls)
+                    calls, in_batch = [], {}
                     row = conn.one(sql.TOOL_CALL_BY_CALL_ID, (message.session_id,
                                                               part["call_id"]))
                     if row is not None:
                         self._finish(conn, row[0], status, output, error, message.id, stamp)
-        if calls:
-            conn.many(sql.INSERT_TOOL_CALL, calls)
-        if finished:
-            conn.many(sql.FINISH_TOOL_CALL, finished)
+        self._insert_tool_calls(conn, calls)
 
+    def _insert_tool_calls(self, conn: Connection, calls: list[list[Any]]) -> None:
+        if len(calls) == 1:
+            conn.run(sql.INSERT_BATCH_TOOL_CALL, calls[0])
+        elif self._dialect == "postgresql" and len(calls) >= COPY_FROM:
+            conn.copy(sql.COPY_BATCH_TOOL_CALLS, calls)
+        elif calls:
+            conn.many(sql.INSERT_BATCH_TOOL_CALL, calls)
 
     def record_tool_call(self, message_id: str, name: str, input: Any = None, *,
                          call_id: str | None = None) -> ToolCall:
