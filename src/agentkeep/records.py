@@ -9,6 +9,7 @@ matters when history is read on every turn (see docs/performance.md).
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timezone
 from functools import cached_property
 from typing import Any
@@ -83,10 +84,26 @@ def time_column(index: int, doc: str | None = None) -> cached_property:
         if value is None:
             return None
         if not isinstance(value, datetime):
-            value = datetime.fromisoformat(value)
+            value = parse_time(value)
         return value if value.tzinfo is UTC else value.astimezone(UTC)
     decode.__doc__ = doc
     return cached_property(decode)
+
+
+# PostgreSQL's ISO text of a timestamptz: the fraction trimmed of trailing zeros (or
+# absent) and the offset in hours.
+_SERVER_TIME = re.compile(r"(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?([+-]\d\d)(:\d\d)?")
+
+
+def parse_time(text: str) -> datetime:
+    """A stored time's text as a datetime: SQLite's ISO form, or PostgreSQL's (which
+    Python 3.10's fromisoformat does not read)."""
+    match = _SERVER_TIME.fullmatch(text) if text[10:11] == " " else None
+    if match is None:
+        return datetime.fromisoformat(text)
+    day, clock, fraction, hours, minutes = match.groups()
+    return datetime.fromisoformat(f"{day}T{clock}.{(fraction or '').ljust(6, '0')}"
+                                  f"{hours}{minutes or ':00'}")
 
 
 def nanos_column(index: int, doc: str | None = None) -> property:

@@ -106,7 +106,10 @@ class PostgresBackend(Backend):
                         "connect_timeout": CONNECT_TIMEOUT,
                         # Named so that restore (and DBAs) can find the app's connections.
                         "application_name": f"agentkeep {config.schema_prefix}",
-                        "options": f"-c search_path={schema}"})
+                        # UTC and ISO: times read as text (sql.MESSAGE_COLUMNS) have
+                        # one form whatever the server's or the role's defaults.
+                        "options": f"-c search_path={schema} -c TimeZone=UTC "
+                                   "-c DateStyle=ISO"})
             pool.open(wait=False)
             self._pools[concern] = pool
 
