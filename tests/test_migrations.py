@@ -312,3 +312,63 @@ def test_chat_0005_rewrites_the_checks_and_they_still_refuse_bad_rows(stores):
     assert [m.content for m in store.chat.history(session.id)] == ["written at chat_0004"]
     assert store.chat.get_session(session.id).title == "kept"
     store.close()
+
+
+def _search_trigger_levels(backend) -> list[str]:
+    """PostgreSQL: the level of each insert trigger on messages; SQLite: the schema text."""
+    with backend.read("chat") as conn:
+        if backend.dialect == "sqlite":
+            return [sql for (sql,) in conn.all("SELECT sql FROM sqlite_master ORDER BY name")]
+        rows = conn.all("SELECT tgname, tgtype & 1 FROM pg_trigger "
+                        "WHERE tgrelid = CAST('messages' AS regclass) AND NOT tgisinternal")
+    return [f"{name}: {'row' if per_row else 'statement'}" for name, per_row in rows]
+
+
+def test_chat_0006_queues_for_search_per_statement(stores):
+    """chat_0006 makes PostgreSQL's search-queue trigger run once per statement (SQLite:
+    nothing changes). Messages written one at a time and in a COPY-sized batch are found
+    by the next search at chat_0006, and so are those written under chat_0005's per-row
+    trigger before an upgrade."""
+    from agentkeep.chat import sql
+    from agentkeep.codec import new_id
+
+    store = stores.open()
+    session = store.chat.create_session()
+
+    def append_and_count(opened, word: str) -> int:
+        opened.chat.append(session.id, "user", f"single {word}")
+        opened.chat.append_many(session.id, [{"role": "user", "content": f"batch {word}"}
+                                             for _ in range(30)])
+        return len(opened.chat.search(word, limit=100))
+
+    assert append_and_count(store, "alpha") == 31
+    store.close()
+    backend = backend_for(stores)
+    try:
+        after = _search_trigger_levels(backend)
+        alembic_ops.downgrade(backend, "chat", "chat_0005")
+        before = _search_trigger_levels(backend)
+        stamp = "2026-01-01T00:00:00+00:00" if stores.backend == "sqlite" else "2026-01-01"
+        rows = [(new_id(), session.id, None, 1000 + n, 0, "user", "bravo", "[]", stamp)
+                for n in range(30)]
+        with backend.write("chat") as conn:  # what a chat_0005 writer does
+            conn.run(sql.INSERT_PLAIN_MESSAGE, rows[0])
+            if stores.backend == "postgres":
+                conn.copy(sql.COPY_PLAIN_MESSAGES, rows[1:])
+            else:
+                conn.many(sql.INSERT_PLAIN_MESSAGE, rows[1:])
+        alembic_ops.upgrade(backend, "chat")
+        assert alembic_ops.drift(backend, "chat") == []
+        assert _search_trigger_levels(backend) == after
+    finally:
+        backend.close()
+    if stores.backend == "postgres":
+        assert (before, after) == (["messages_queue_for_search: row"],
+                                   ["messages_queue_for_search: statement"])
+    else:
+        assert before == after
+    store = stores.open()
+    assert len(store.chat.search("bravo", limit=100)) == 30
+    assert append_and_count(store, "charlie") == 31
+    assert len(store.chat.search("alpha", limit=100)) == 31
+    store.close()
