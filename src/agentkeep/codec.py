@@ -18,8 +18,7 @@ MAX_JSON_DEPTH = 64
 MAX_TEXT_LENGTH = 64 * 1024 * 1024
 
 _id_lock = threading.Lock()
-_last_ms = 0
-_counter = 0
+_last_stamp = 0  # the newest id's stamp (see _reserve)
 # Random bits from a PRNG seeded by the OS (reseeded in forked children, which would
 # otherwise repeat the parent's sequence): os.urandom per id is a system call.
 _random = random.Random(os.urandom(32))
@@ -46,25 +45,38 @@ def shown(value: object, limit: int = 60) -> str:
         return f"<{type(value).__name__}>"
 
 
-def new_id() -> str:
-    """A UUIDv7 string: time-ordered, unique across processes and machines."""
-    global _last_ms, _counter
+def _reserve(count: int) -> int:
+    """Claim ``count`` consecutive id stamps (milliseconds << 12 | a 12-bit counter); the
+    first. A new millisecond starts the counter at a random value below 512; within the
+    same millisecond (or when the clock went back) the stamps keep counting on, into the
+    next millisecond when the counter runs out, so ids keep increasing."""
+    global _last_stamp
     with _id_lock:
         ms = time.time_ns() // 1_000_000
-        if ms > _last_ms:
-            _last_ms, _counter = ms, _random.getrandbits(9)
-        else:  # same millisecond (or clock went back): keep ids increasing
-            ms = _last_ms
-            _counter += 1
-            if _counter > 0xFFF:
-                _last_ms += 1
-                ms, _counter = _last_ms, 0
-        counter = _counter
-        rand = _random.getrandbits(62)
+        first = (ms << 12 | _random.getrandbits(9) if ms > _last_stamp >> 12
+                 else _last_stamp + 1)
+        _last_stamp = first + count - 1
+    return first
+
+
+def _uuid7(stamp: int, rand: int) -> str:
     # 48 bits of milliseconds, version 7, 12 bits of counter, variant 0b10, 62 random bits;
     # %-formatting: half the time of the f-string with five format specs.
     return "%08x-%04x-%04x-%04x-%012x" % (  # noqa: UP031
-        ms >> 16, ms & 0xFFFF, 0x7000 | counter, 0x8000 | (rand >> 48), rand & 0xFFFFFFFFFFFF)
+        stamp >> 28, stamp >> 12 & 0xFFFF, 0x7000 | stamp & 0xFFF, 0x8000 | rand >> 48,
+        rand & 0xFFFFFFFFFFFF)
+
+
+def new_id() -> str:
+    """A UUIDv7 string: time-ordered, unique across processes and machines."""
+    return _uuid7(_reserve(1), _random.getrandbits(62))
+
+
+def new_ids(count: int) -> list[str]:
+    """``count`` UUIDv7 strings in increasing order, for a batch: one clock read and one
+    lock for all (~0.75 µs an id in a batch of 500, ~1.25 µs each one by one)."""
+    first, bits = _reserve(count), _random.getrandbits
+    return [_uuid7(stamp, bits(62)) for stamp in range(first, first + count)]
 
 
 def now() -> datetime:

@@ -44,7 +44,11 @@ def test_ids_are_uuid7_in_creation_order(store):
     session = store.chat.create_session()
     batch = store.chat.append_many(session.id, [{"role": "user", "content": str(n)}
                                                 for n in range(300)])
-    ids = [session.id] + [m.id for m in batch]
+    # 5,000 in one batch run the 12-bit counter past its end within a millisecond
+    more = store.chat.append_many(session.id, [{"role": "user", "content": str(n)}
+                                               for n in range(5000)])
+    single = store.chat.append(session.id, "user", "one more")
+    ids = [session.id] + [m.id for m in batch + more + [single]]
     parsed = [uuid.UUID(value) for value in ids]
     assert all(str(u) == value for u, value in zip(parsed, ids, strict=True))
     assert {(u.version, u.variant) for u in parsed} == {(7, uuid.RFC_4122)}

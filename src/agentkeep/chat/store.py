@@ -23,6 +23,7 @@ from ..codec import (
     check_time,
     dump_json,
     new_id,
+    new_ids,
     now,
 )
 from ..errors import Conflict, InvalidInput, NotFound
@@ -395,8 +396,9 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                     depth = self._message_position(conn, "parent_id", parent_id,
                                                    session_id)[1]
         inserted_already = len(rows)
-        for index in range(inserted_already, len(prepared)):
-            message_id = new_id()
+        remaining = len(prepared) - inserted_already
+        ids = [new_id()] if remaining == 1 else new_ids(remaining)
+        for index, message_id in enumerate(ids, inserted_already):
             depth += 1
             count += 1
             rows.append(_message_row(message_id, session_id, parent, count, depth,
