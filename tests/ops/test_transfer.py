@@ -293,6 +293,49 @@ def test_a_changed_session_is_a_conflict_and_nothing_is_imported(stores, factori
     assert dump(target) == before
 
 
+def _export_of_sessions(sessions: list[tuple[str, int]]) -> bytes:
+    """An export file holding sessions (key, number of messages), in this order."""
+    def line(kind: str, row: dict) -> str:
+        return json.dumps({"kind": kind, "v": 1, "row": row}) + "\n"
+
+    at = "2026-01-01T00:00:00.000000+00:00"
+    out = [json.dumps({"kind": HEADER_KIND, "format": 1, "revisions": {},
+                       "created_at": at, "selection": None, "concerns": ["chat"]}) + "\n"]
+    counts = {"chat.sessions": 0, "chat.messages": 0}
+    for key, length in sessions:
+        ids = [f"{key}-{n}" for n in range(length)]
+        out.append(line("chat.sessions", {
+            "id": key, "status": "active", "head_id": ids[-1], "head_depth": length - 1,
+            "message_count": length, "created_at": at, "updated_at": at, "active_at": at}))
+        out.extend(line("chat.messages", {
+            "id": ids[n], "session_id": key, "parent_id": ids[n - 1] if n else None,
+            "seq": n + 1, "depth": n, "role": "user", "content": f"{key} {n}",
+            "created_at": at}) for n in range(length))
+        counts["chat.sessions"] += 1
+        counts["chat.messages"] += length
+    out.append(json.dumps({"kind": FOOTER_KIND, "records": sum(counts.values()),
+                           "counts": counts}) + "\n")
+    return "".join(out).encode()
+
+
+@pytest.mark.parametrize("between", [1, 6000])  # 6000: the first copy is written first
+def test_a_session_the_file_holds_twice_is_a_conflict_and_nothing_is_imported(stores,
+                                                                              between):
+    """The importer reads the store's session keys once, at its first session; a session
+    the file holds twice is refused whether or not its first copy was written yet."""
+    target = stores.open()
+    kept = target.chat.create_session(title="already here")
+    before = dump(target)
+    data = _export_of_sessions([("twice", 2), ("other", between), ("twice", 2)])
+    with pytest.raises(agentkeep.Conflict, match=r"export.jsonl:\d+: .*'twice'"):
+        import_bytes(target, data)
+    assert dump(target) == before
+    assert target.chat.get_session(kept.id).title == "already here"
+    fine = import_bytes(target, _export_of_sessions([("once", 3), ("other", between)]))
+    assert fine.written == {"chat.sessions": 2, "chat.messages": 3 + between}
+    assert [m.content for m in target.chat.history("once")] == ["once 0", "once 1", "once 2"]
+
+
 def test_a_different_setting_is_a_conflict_unless_left_out(stores, factories):
     source = stores.open()
     fill(source)
