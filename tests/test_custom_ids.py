@@ -19,6 +19,19 @@ def test_caller_chosen_session_id(store):
     assert store.chat.get_session("user-42/chat", include_deleted=True).title == "mine"
 
 
+def test_a_taken_id_inside_a_transaction_leaves_the_transaction_usable(store):
+    store.chat.create_session(id="taken")
+    with store.chat.transaction():
+        with pytest.raises(agentkeep.Conflict, match="taken"):
+            store.chat.create_session(id="taken")
+        made = store.chat.create_session(id="fresh")
+        store.chat.append("fresh", "user", "kept")
+    assert store.chat.get_session("fresh").created_at == made.created_at
+    assert store.chat.get_session("fresh").message_count == 1
+    assert [m.content for m in store.chat.history("fresh")] == ["kept"]
+    assert {s.id for s in store.chat.list_sessions().items} == {"taken", "fresh"}
+
+
 @pytest.mark.parametrize("bad", ["", "x" * 201, "nul\x00", 7])
 def test_bad_session_ids(store, bad):
     with pytest.raises(agentkeep.InvalidInput, match="id"):

@@ -75,6 +75,8 @@ def new_id() -> str:
 def new_ids(count: int) -> list[str]:
     """``count`` UUIDv7 strings in increasing order, for a batch: one clock read and one
     lock for all (~0.75 µs an id in a batch of 500, ~1.25 µs each one by one)."""
+    if count < 1:
+        return []
     first, bits = _reserve(count), _random.getrandbits
     return [_uuid7(stamp, bits(62)) for stamp in range(first, first + count)]
 

@@ -498,3 +498,22 @@ def test_a_process_with_many_files_open_appends_and_reads(stores):
         for file in files:
             file.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_times_read_back_whatever_the_connections_zone_and_date_style(stores, monkeypatch):
+    """PostgreSQL message times are read as the server's text: agentkeep's connections
+    set UTC and ISO whatever the environment asks libpq for (PGTZ, PGDATESTYLE)."""
+    monkeypatch.setenv("PGTZ", "America/New_York")
+    monkeypatch.setenv("PGDATESTYLE", "SQL, DMY")
+    store = stores.open()
+    session = store.chat.create_session()
+    written = [store.chat.append(session.id, "user", str(n)) for n in range(3)]
+    written += store.chat.append_many(session.id, [{"role": "user", "content": "x"}] * 30)
+    for read in (store.chat.history(session.id), store.chat.history(session.id, last=5),
+                 [store.chat.get_message(m.id) for m in written[:3]]):
+        for message in read:
+            assert message.created_at == written[message.seq - 1].created_at
+            assert message.created_at.tzinfo is not None
+            assert message.created_at.utcoffset().total_seconds() == 0
+    got = store.chat.get_session(session.id)
+    assert got.created_at == session.created_at and got.message_count == 33

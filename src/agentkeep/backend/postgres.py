@@ -84,6 +84,10 @@ def _configure(conn: psycopg.Connection) -> None:
     # key order exactly as they were on both backends.
     conn.adapters.register_loader("json", TextLoader)
     conn.adapters.register_loader("jsonb", TextLoader)
+    # UTC and ISO whatever the server's, the role's or the environment's (PGTZ,
+    # PGDATESTYLE) defaults: times read as text (sql.MESSAGE_COLUMNS) have one form.
+    conn.execute("SELECT set_config('TimeZone', 'UTC', false), "
+                 "set_config('DateStyle', 'ISO', false)")
 
 
 class PostgresBackend(Backend):
@@ -106,10 +110,7 @@ class PostgresBackend(Backend):
                         "connect_timeout": CONNECT_TIMEOUT,
                         # Named so that restore (and DBAs) can find the app's connections.
                         "application_name": f"agentkeep {config.schema_prefix}",
-                        # UTC and ISO: times read as text (sql.MESSAGE_COLUMNS) have
-                        # one form whatever the server's or the role's defaults.
-                        "options": f"-c search_path={schema} -c TimeZone=UTC "
-                                   "-c DateStyle=ISO"})
+                        "options": f"-c search_path={schema}"})
             pool.open(wait=False)
             self._pools[concern] = pool
 

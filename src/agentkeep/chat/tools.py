@@ -37,6 +37,7 @@ class ToolCalls(ChatBase):
         stamp_value = self._time(stamp)
         calls: list[list[Any]] = []  # INSERT_BATCH_TOOL_CALL's values
         in_batch: dict[str, list[Any]] = {}  # provider call id -> its row, still unanswered
+        written: dict[str, str] = {}  # provider call id -> tool call id, written unanswered
         for message, item in zip(messages, prepared, strict=True):
             for part in item["parts"]:
                 kind = part.get("type")
@@ -53,15 +54,21 @@ class ToolCalls(ChatBase):
                     failed = bool(part.get("is_error"))
                     status = "failed" if failed else "succeeded"
                     error = str(output) if failed else None
+                    encoded = None if output is None else dump_json("output", output)
                     call = in_batch.pop(part["call_id"], None)
                     if call is not None:  # asked in this batch: no time has passed
-                        call[6:9] = status, (None if output is None
-                                             else dump_json("output", output)), error
+                        call[6:9] = status, encoded, error
                         call[10], call[12], call[13] = message.id, stamp_value, 0
                         continue
+                    tool_call_id = written.pop(part["call_id"], None)
+                    if tool_call_id is not None:  # asked in this batch, already written
+                        conn.run(sql.FINISH_TOOL_CALL, (status, encoded, error, stamp_value,
+                                                        0, message.id, tool_call_id))
+                        continue
                     # The call may be older than this batch: bring the table up to date
-                    # first (a later result for a call written here takes this path too).
+                    # first.
                     self._insert_tool_calls(conn, calls)
+                    written.update((name, call[0]) for name, call in in_batch.items())
                     calls, in_batch = [], {}
                     row = conn.one(sql.TOOL_CALL_BY_CALL_ID, (message.session_id,
                                                               part["call_id"]))

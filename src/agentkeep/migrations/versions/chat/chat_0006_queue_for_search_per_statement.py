@@ -40,8 +40,10 @@ PER_STATEMENT = (
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute("DROP TRIGGER messages_queue_for_search ON messages")
-    op.execute("DROP FUNCTION queue_message_for_search()")
+    # IF EXISTS: a store whose trigger was dropped (agentkeep check reports it) is
+    # repaired by this upgrade rather than stopped by it.
+    op.execute("DROP TRIGGER IF EXISTS messages_queue_for_search ON messages")
+    op.execute("DROP FUNCTION IF EXISTS queue_message_for_search()")
     for statement in PER_STATEMENT:
         op.execute(statement)
 
@@ -49,7 +51,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute("DROP TRIGGER messages_queue_for_search ON messages")
-    op.execute("DROP FUNCTION queue_messages_for_search()")
+    op.execute("DROP TRIGGER IF EXISTS messages_queue_for_search ON messages")
+    op.execute("DROP FUNCTION IF EXISTS queue_messages_for_search()")
     for statement in PER_ROW:
         op.execute(statement)
