@@ -372,3 +372,26 @@ def test_chat_0006_queues_for_search_per_statement(stores):
     assert append_and_count(store, "charlie") == 31
     assert len(store.chat.search("alpha", limit=100)) == 31
     store.close()
+
+
+def test_chat_0006_upgrades_a_store_whose_search_trigger_was_dropped(stores):
+    """`agentkeep check` tells a user whose search trigger is missing to migrate again:
+    the upgrade to chat_0006 then creates it rather than failing on the missing one."""
+    stores.open().close()
+    backend = backend_for(stores)
+    try:
+        alembic_ops.downgrade(backend, "chat", "chat_0005")
+        if stores.backend == "postgres":
+            with backend.write("chat") as conn:
+                conn.run("DROP TRIGGER messages_queue_for_search ON messages")
+            assert _search_trigger_levels(backend) == []
+        alembic_ops.upgrade(backend, "chat")
+        if stores.backend == "postgres":
+            assert _search_trigger_levels(backend) == ["messages_queue_for_search: statement"]
+    finally:
+        backend.close()
+    store = stores.open()
+    session = store.chat.create_session()
+    store.chat.append(session.id, "user", "findable again")
+    assert [hit.message.content for hit in store.chat.search("findable")] == ["findable again"]
+    store.close()
