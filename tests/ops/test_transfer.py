@@ -319,16 +319,23 @@ def _export_of_sessions(sessions: list[tuple[str, int]]) -> bytes:
 
 
 @pytest.mark.parametrize("between", [1, 6000])  # 6000: the first copy is written first
-def test_a_session_the_file_holds_twice_is_a_conflict_and_nothing_is_imported(stores,
-                                                                              between):
+def test_a_session_the_file_holds_twice_is_refused_and_nothing_is_imported(stores, between):
     """The importer reads the store's session keys once, at its first session; a session
-    the file holds twice is refused whether or not its first copy was written yet."""
+    the file holds twice is refused, by the importer while its first copy is buffered,
+    by the database once that copy was written, naming the second copy's line."""
     target = stores.open()
     kept = target.chat.create_session(title="already here")
     before = dump(target)
     data = _export_of_sessions([("twice", 2), ("other", between), ("twice", 2)])
-    with pytest.raises(agentkeep.Conflict, match=r"export.jsonl:\d+: .*'twice'"):
-        import_bytes(target, data)
+    line = 1 + 3 + 1 + between + 1  # the second copy's session record
+    if between < 5000:  # still buffered: the importer sees it
+        with pytest.raises(agentkeep.InvalidInput,
+                           match=rf"export.jsonl:{line}: .*'twice' appears twice in the file"):
+            import_bytes(target, data)
+    else:  # the first copy was written: the database refuses the second
+        with pytest.raises(agentkeep.Conflict, match=rf"export.jsonl:{line}: .*'twice' "
+                                                      "already exists in the store or the file"):
+            import_bytes(target, data)
     assert dump(target) == before
     assert target.chat.get_session(kept.id).title == "already here"
     fine = import_bytes(target, _export_of_sessions([("once", 3), ("other", between)]))

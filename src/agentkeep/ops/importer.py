@@ -610,12 +610,14 @@ class Importer:
         spec = table.spec
         key = table.key(values)
         conn = self._conn(spec.concern)
+        if key in self.buffered_roots:  # not written yet (after a write the database says it)
+            raise self._error(number, spec.kind, f"session {key!r:.80} appears twice in the "
+                                                 "file")
         stored = self._stored_roots(table, conn)
         # A key the set holds is asked about again (rare: a file meeting its store), as
         # another writer may have purged it since the set was read.
-        is_new = key not in self.buffered_roots and (
-            (stored is not None and key not in stored)
-            or conn.one(table.exists, (key,)) is None)
+        is_new = ((stored is not None and key not in stored)
+                  or conn.one(table.exists, (key,)) is None)
         # A reference to another root row (a sub-agent's parent session): kept when that
         # session is in the store or earlier in the file, set when it comes later in the
         # file, else left null, as if the parent had been deleted (ON DELETE SET NULL).
