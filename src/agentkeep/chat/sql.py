@@ -6,12 +6,14 @@ Column lists are shared with the row decoders in ``store.py``: keep them in step
 
 from __future__ import annotations
 
-SESSION_COLUMNS = (
-    "s.id, s.title, s.status, s.provider, s.model, s.system_prompt, s.generation, "
-    "s.metadata, s.parent_id, s.forked_from_id, s.head_id, s.summary_id, s.message_count, "
-    "s.input_tokens, s.output_tokens, s.cost_nanos, s.created_at, s.updated_at, s.active_at, "
-    "s.deleted_at, substr(h.content, 1, 200)"
+# A session row as the records read it (models.Session): the stored columns, then the
+# head message's preview.
+_SESSION_STORED = (
+    "id", "title", "status", "provider", "model", "system_prompt", "generation", "metadata",
+    "parent_id", "forked_from_id", "head_id", "summary_id", "message_count", "input_tokens",
+    "output_tokens", "cost_nanos", "created_at", "updated_at", "active_at", "deleted_at",
 )
+SESSION_COLUMNS = ", ".join(f"s.{name}" for name in _SESSION_STORED) + ", substr(h.content, 1, 200)"
 # A message row as the records read it (models.Message): the fields every read needs,
 # then the rarely set ones (provider, model, finish_reason, tokens, usage, cost,
 # metadata) packed by the database into one JSON array, or NULL when all hold their
@@ -90,7 +92,7 @@ SELECT_SESSION = (
 # no preview (no head yet); no row back when the id is taken.
 CREATE_SESSION_POSTGRES = (
     INSERT_SESSION + " ON CONFLICT (id) DO NOTHING RETURNING "
-    + SESSION_COLUMNS.replace("s.", "").replace("substr(h.content, 1, 200)", "NULL")
+    + ", ".join(_SESSION_STORED) + ", NULL"
 )
 SESSION_EXISTS = "SELECT status FROM sessions WHERE id = ?"
 # save_file reads the latest version and writes the next one: on PostgreSQL it holds the
