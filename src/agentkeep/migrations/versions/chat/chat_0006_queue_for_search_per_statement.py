@@ -37,21 +37,20 @@ PER_STATEMENT = (
 )
 
 
-def upgrade() -> None:
+def _replace_trigger(old_function: str, statements: tuple[str, ...]) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
     # IF EXISTS: a store whose trigger was dropped (agentkeep check reports it) is
     # repaired by this upgrade rather than stopped by it.
     op.execute("DROP TRIGGER IF EXISTS messages_queue_for_search ON messages")
-    op.execute("DROP FUNCTION IF EXISTS queue_message_for_search()")
-    for statement in PER_STATEMENT:
+    op.execute(f"DROP FUNCTION IF EXISTS {old_function}()")
+    for statement in statements:
         op.execute(statement)
+
+
+def upgrade() -> None:
+    _replace_trigger("queue_message_for_search", PER_STATEMENT)
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        return
-    op.execute("DROP TRIGGER IF EXISTS messages_queue_for_search ON messages")
-    op.execute("DROP FUNCTION IF EXISTS queue_messages_for_search()")
-    for statement in PER_ROW:
-        op.execute(statement)
+    _replace_trigger("queue_messages_for_search", PER_ROW)
