@@ -21,6 +21,10 @@ def head_revision(concern: str) -> str:
     return known_revisions(concern)[-1]
 
 
+# How long a migration waits for another process's migration (or a long write) to end.
+MIGRATION_LOCK_TIMEOUT = 120.0
+
+
 # Whether the file or schema holds anything at all (to tell a new store from a foreign one).
 _SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 _POSTGRES_TABLES = ("SELECT table_name FROM information_schema.tables "
@@ -71,6 +75,11 @@ def ensure_current(backend: Backend, *, migrate: bool) -> None:
                 f"{backend.location(concern)} is at {concern} revision {revision or 'none'}, "
                 f"this agentkeep needs {head_revision(concern)}; run `agentkeep migrate up` "
                 "or open with migrate=True")
+        if revision is None and backend.dialect == "sqlite":
+            from .snapshot import create_from_snapshot
+
+            if create_from_snapshot(backend, concern, MIGRATION_LOCK_TIMEOUT):
+                continue
         from .alembic_ops import upgrade
 
         upgrade(backend, concern, "head")

@@ -27,10 +27,15 @@ from sqlalchemy.pool import NullPool
 
 from ..backend import Backend
 from ..errors import AgentkeepError, InvalidInput, MigrationError
-from . import check_revision, current_revision, head_revision, known_revisions
+from . import (
+    MIGRATION_LOCK_TIMEOUT,
+    check_revision,
+    current_revision,
+    head_revision,
+    known_revisions,
+)
 
 HERE = Path(__file__).parent
-MIGRATION_LOCK_TIMEOUT = 120.0
 
 
 @dataclass(frozen=True)
