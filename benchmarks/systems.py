@@ -34,7 +34,9 @@ def parts_of(message: dict) -> list | None:
 
 
 class RawSqlite:
-    """Plain sqlite3 with the pragmas agentkeep uses: the physical limit."""
+    """Plain sqlite3 set up as a careful hand-written store is (WAL, synchronous=NORMAL,
+    foreign keys, a busy timeout, SQLite's other defaults): the floor. agentkeep's own
+    tuning (its page cache, its checkpoint interval) is part of what is measured."""
 
     name = "raw"
     backend = "sqlite"

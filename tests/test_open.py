@@ -179,3 +179,18 @@ def test_postgres_url_without_the_driver_says_how_to_install_it(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert "pip install 'agentkeep[postgres]'" in result.stdout
+
+
+def test_the_write_ahead_log_is_checkpointed_as_appends_go_on(tmp_path):
+    # Single-commit appends write ~5 pages each to chat.db-wal; the committing connection
+    # copies them back into chat.db every 4,000 pages, so the log stays bounded.
+    wal = tmp_path / "chat.db-wal"
+    page = 4096 + 24  # a WAL frame: the page and its header
+    largest = 0
+    with agentkeep.open(tmp_path) as store:
+        sessions = [store.chat.create_session().id for _ in range(20)]
+        for number in range(3000):
+            store.chat.append(sessions[number % 20], "user", "a message of some length " * 8)
+            largest = max(largest, wal.stat().st_size)
+        assert store.chat.get_session(sessions[0]).message_count == 150
+    assert 2000 * page < largest <= 4100 * page + 32  # SQLite's default: ~1,000 pages
