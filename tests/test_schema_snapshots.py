@@ -130,3 +130,17 @@ def test_a_snapshot_that_fails_halfway_leaves_the_file_empty(tmp_path, monkeypat
     monkeypatch.undo()
     with agentkeep.open(tmp_path / "store") as store:  # the shipped snapshot then works
         assert store.chat.create_session(title="after").title == "after"
+
+
+def test_the_snapshot_is_not_applied_to_a_file_another_process_filled(tmp_path):
+    # What a process that lost the race to create the store finds once it has the lock.
+    with agentkeep.open(tmp_path) as store:
+        store.settings.set("kept", 1)
+    before = {concern: contents(tmp_path / f"{concern}.db") for concern in CONCERNS}
+    backend = create_backend(resolve(tmp_path), CONCERNS)
+    try:
+        for concern in CONCERNS:
+            assert snapshot.create_from_snapshot(backend, concern, 5.0) is False
+    finally:
+        backend.close()
+    assert {concern: contents(tmp_path / f"{concern}.db") for concern in CONCERNS} == before

@@ -78,7 +78,10 @@ def ensure_current(backend: Backend, *, migrate: bool) -> None:
         if revision is None and backend.dialect == "sqlite":
             from .snapshot import create_from_snapshot
 
-            if create_from_snapshot(backend, concern, MIGRATION_LOCK_TIMEOUT):
+            # Not created here: another process may have created it meanwhile.
+            if create_from_snapshot(backend, concern, MIGRATION_LOCK_TIMEOUT) or \
+                    check_revision(concern, current_revision(backend, concern),
+                                   backend.location(concern)):
                 continue
         from .alembic_ops import upgrade
 
