@@ -10,13 +10,18 @@ import textwrap
 import pytest
 
 import agentkeep
+from agentkeep import migrations
 from agentkeep.backend import create_backend
 from agentkeep.concerns import CONCERNS
 from agentkeep.config import resolve
 from agentkeep.migrations import alembic_ops, head_revision, snapshot
 
 PRAGMAS = ("page_size", "auto_vacuum", "user_version", "application_id", "encoding",
-           "journal_mode", "freelist_count")
+           "journal_mode")
+
+
+def alembic_refused(*args, **kwargs):
+    raise AssertionError("Alembic was asked to migrate")
 
 
 def migrated_by_alembic(home):
@@ -41,6 +46,23 @@ def contents(path) -> dict:
     return {"objects": objects, "rows": rows, "header": header}
 
 
+def assert_opened_as_alembic_migrates(tmp_path):
+    """open() of a new store at tmp_path/store makes what Alembic makes at tmp_path/alembic."""
+    agentkeep.open(tmp_path / "store").close()
+    migrated_by_alembic(tmp_path / "alembic")
+    for concern in CONCERNS:
+        assert contents(tmp_path / "store" / f"{concern}.db") == \
+            contents(tmp_path / "alembic" / f"{concern}.db")
+
+
+def assert_holds_nothing(path):
+    conn = sqlite3.connect(path)
+    try:
+        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
+    finally:
+        conn.close()
+
+
 def test_the_shipped_snapshots_are_the_migrations_result(tmp_path):
     migrated_by_alembic(tmp_path)
     for concern in CONCERNS:
@@ -55,8 +77,11 @@ def test_the_shipped_snapshots_are_the_migrations_result(tmp_path):
             "`python -m agentkeep.migrations.snapshot` and commit the files")
 
 
-def test_a_store_created_from_the_snapshots_is_identical_to_a_migrated_one(tmp_path):
-    agentkeep.open(tmp_path / "snapshot").close()
+def test_a_store_created_from_the_snapshots_is_identical_to_a_migrated_one(tmp_path,
+                                                                          monkeypatch):
+    with monkeypatch.context() as patch:  # made from the snapshots, not by Alembic
+        patch.setattr(alembic_ops, "upgrade", alembic_refused)
+        agentkeep.open(tmp_path / "snapshot").close()
     migrated_by_alembic(tmp_path / "alembic")
     for concern in CONCERNS:
         made = contents(tmp_path / "snapshot" / f"{concern}.db")
@@ -109,24 +134,16 @@ def test_a_snapshot_not_at_the_head_revision_is_not_used(tmp_path, monkeypatch):
         f"-- revision: {head_revision(concern)}", "-- revision: older")
         .replace("CREATE INDEX", "CREATE INDEX stale_"))
     monkeypatch.setattr(snapshot, "SNAPSHOTS", stale)
-    agentkeep.open(tmp_path / "store").close()
-    migrated_by_alembic(tmp_path / "alembic")
-    for concern in CONCERNS:
-        assert contents(tmp_path / "store" / f"{concern}.db") == \
-            contents(tmp_path / "alembic" / f"{concern}.db")
+    assert_opened_as_alembic_migrates(tmp_path)
 
 
 def test_a_snapshot_that_fails_halfway_leaves_the_file_empty(tmp_path, monkeypatch):
     broken = _copy_snapshots(tmp_path, lambda concern, text: text + (
         "INSERT INTO no_such_table VALUES (1);\n" if concern == "chat" else ""))
     monkeypatch.setattr(snapshot, "SNAPSHOTS", broken)
-    with pytest.raises(agentkeep.AgentkeepError, match="no_such_table"):
+    with pytest.raises(agentkeep.MigrationError, match="rolled back.*no_such_table"):
         agentkeep.open(tmp_path / "store")
-    conn = sqlite3.connect(tmp_path / "store" / "chat.db")
-    try:
-        assert conn.execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
-    finally:
-        conn.close()
+    assert_holds_nothing(tmp_path / "store" / "chat.db")
     monkeypatch.undo()
     with agentkeep.open(tmp_path / "store") as store:  # the shipped snapshot then works
         assert store.chat.create_session(title="after").title == "after"
@@ -140,7 +157,47 @@ def test_the_snapshot_is_not_applied_to_a_file_another_process_filled(tmp_path):
     backend = create_backend(resolve(tmp_path), CONCERNS)
     try:
         for concern in CONCERNS:
-            assert snapshot.create_from_snapshot(backend, concern, 5.0) is False
+            assert snapshot.create_from_snapshot(backend, concern) is False
     finally:
         backend.close()
     assert {concern: contents(tmp_path / f"{concern}.db") for concern in CONCERNS} == before
+
+
+def test_a_process_that_lost_the_race_to_create_the_store_finds_it_current(tmp_path,
+                                                                           monkeypatch):
+    agentkeep.open(tmp_path).close()  # the winner's store
+    looked = []
+
+    def none_at_first(backend, concern):  # what the loser read before the winner committed
+        looked.append(concern)
+        return None if looked.count(concern) == 1 else real(backend, concern)
+
+    real = migrations.current_revision
+    monkeypatch.setattr(migrations, "current_revision", none_at_first)
+    monkeypatch.setattr(alembic_ops, "upgrade", alembic_refused)
+    with agentkeep.open(tmp_path) as store:
+        assert store.chat.create_session(title="after the race").title == "after the race"
+    assert sorted(looked) == sorted(CONCERNS * 2)
+
+
+@pytest.mark.parametrize("case", ["missing", "cut short"])
+def test_a_snapshot_that_cannot_be_used_leaves_the_store_to_alembic(tmp_path, monkeypatch,
+                                                                      case):
+    if case == "missing":
+        unusable = tmp_path / "no-snapshots"
+        unusable.mkdir()
+    else:  # a file cut in the middle of its last statement
+        unusable = _copy_snapshots(tmp_path, lambda concern, text: text[:-20])
+    monkeypatch.setattr(snapshot, "SNAPSHOTS", unusable)
+    assert_opened_as_alembic_migrates(tmp_path)
+
+
+def test_a_snapshot_without_its_revision_row_is_refused_and_leaves_the_file_empty(
+        tmp_path, monkeypatch):
+    # Whole statements, but not the version row: a store that the next open could not read.
+    broken = _copy_snapshots(tmp_path, lambda concern, text: "\n".join(
+        line for line in text.splitlines() if not line.startswith("INSERT INTO \"alembic")))
+    monkeypatch.setattr(snapshot, "SNAPSHOTS", broken)
+    with pytest.raises(agentkeep.MigrationError, match="revision None"):
+        agentkeep.open(tmp_path / "store")
+    assert_holds_nothing(tmp_path / "store" / "chat.db")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from ..config import StoreConfig
 from ..errors import StoreUnavailable
-from .base import Backend, Connection
+from .base import Backend, Connection, quote_name
 
 
 def create_backend(config: StoreConfig, concerns: tuple[str, ...]) -> Backend:
@@ -28,4 +28,4 @@ def create_backend(config: StoreConfig, concerns: tuple[str, ...]) -> Backend:
     return SqliteBackend(config, concerns)
 
 
-__all__ = ["Backend", "Connection", "create_backend"]
+__all__ = ["Backend", "Connection", "create_backend", "quote_name"]

@@ -17,6 +17,12 @@ from ..errors import AgentkeepError, StoreClosed
 T = TypeVar("T")
 
 
+def quote_name(name: str) -> str:
+    """An SQL identifier, double-quoted (names from the catalogue or agentkeep's own
+    schema, never from users)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 class Connection:
     """A driver connection with the four calls the stores need. Rows are tuples."""
 

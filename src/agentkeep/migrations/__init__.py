@@ -21,8 +21,13 @@ def head_revision(concern: str) -> str:
     return known_revisions(concern)[-1]
 
 
-# How long a migration waits for another process's migration (or a long write) to end.
+# How long a migration waits at least for another process's migration (or a long write)
+# to end; a longer busy_timeout of the store's is kept.
 MIGRATION_LOCK_TIMEOUT = 120.0
+
+
+def migration_lock_timeout(config) -> float:
+    return max(config.busy_timeout, MIGRATION_LOCK_TIMEOUT)
 
 
 # Whether the file or schema holds anything at all (to tell a new store from a foreign one).
@@ -79,7 +84,7 @@ def ensure_current(backend: Backend, *, migrate: bool) -> None:
             from .snapshot import create_from_snapshot
 
             # Not created here: another process may have created it meanwhile.
-            if create_from_snapshot(backend, concern, MIGRATION_LOCK_TIMEOUT) or \
+            if create_from_snapshot(backend, concern) or \
                     check_revision(concern, current_revision(backend, concern),
                                    backend.location(concern)):
                 continue

@@ -28,11 +28,11 @@ from sqlalchemy.pool import NullPool
 from ..backend import Backend
 from ..errors import AgentkeepError, InvalidInput, MigrationError
 from . import (
-    MIGRATION_LOCK_TIMEOUT,
     check_revision,
     current_revision,
     head_revision,
     known_revisions,
+    migration_lock_timeout,
 )
 
 HERE = Path(__file__).parent
@@ -88,8 +88,7 @@ def locked_connection(backend: Backend, concern: str, *, lock: bool = True
         path = backend.path(concern)  # type: ignore[attr-defined]
         create_private_file(path)
         if lock:
-            engine = _sqlite_engine(path, max(backend.config.busy_timeout,
-                                              MIGRATION_LOCK_TIMEOUT))
+            engine = _sqlite_engine(path, migration_lock_timeout(backend.config))
         else:
             engine = _sqlite_engine(path, backend.config.busy_timeout, "BEGIN")
     else:

@@ -42,6 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..backend import quote_name as quote
 from ..concerns import CONCERNS
 from ..errors import (
     AgentkeepError,
@@ -718,9 +719,6 @@ def tool_error(tool: str, stderr: str, dest: Path) -> AgentkeepError:
 
 
 # --- small helpers -------------------------------------------------------------------
-def quote(name: str) -> str:
-    """An SQL identifier, double-quoted (catalogue or checked manifest names only)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def reason_of(exc: BaseException) -> str:

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from .. import __version__
+from ..backend import quote_name as quote
 from ..codec import check_id, check_time, second_of, shown
 from ..concerns import CONCERNS
 from ..errors import AgentkeepError, InvalidInput, NotFound
@@ -39,7 +40,6 @@ from .transfer import (
     Progress,
     TableSpec,
     parse_time,
-    quote,
     store_plan,
 )
 

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
 
+from ..backend import quote_name as quote
 from ..codec import check_text, dump_json, shown
 from ..concerns import CONCERNS
 from ..errors import AgentkeepError, Conflict, InvalidInput
@@ -57,7 +58,6 @@ from .transfer import (
     Progress,
     TableSpec,
     parse_time,
-    quote,
     store_plan,
 )
 

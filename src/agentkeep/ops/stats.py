@@ -21,6 +21,7 @@ import os
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from ..backend import quote_name as quote
 from ..codec import check_limit, load_time
 from ..errors import AgentkeepError
 
@@ -82,9 +83,6 @@ USAGE_BY_MODEL = (
 NANOS = 1_000_000_000
 
 
-def quote(name: str) -> str:
-    """An SQL identifier, double-quoted (names come from the catalogue, never from users)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def sqlite_layout(conn: Any) -> tuple[list[str], set[str], dict[str, str]]:

@@ -165,9 +165,6 @@ class ImportSummary:
                 "seconds": self.seconds}
 
 
-def quote(name: str) -> str:
-    """An SQL identifier, double-quoted (names come from the schema, never from users)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 # --- the table plan ----------------------------------------------------------------------
