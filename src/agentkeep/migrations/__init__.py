@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 
 from ..backend import Backend
+from ..config import StoreConfig
 from ..errors import SchemaOutOfDate, StoreCorrupt
 
 
@@ -26,7 +27,7 @@ def head_revision(concern: str) -> str:
 MIGRATION_LOCK_TIMEOUT = 120.0
 
 
-def migration_lock_timeout(config) -> float:
+def migration_lock_timeout(config: StoreConfig) -> float:
     return max(config.busy_timeout, MIGRATION_LOCK_TIMEOUT)
 
 

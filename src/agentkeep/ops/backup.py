@@ -719,8 +719,6 @@ def tool_error(tool: str, stderr: str, dest: Path) -> AgentkeepError:
 
 
 # --- small helpers -------------------------------------------------------------------
-
-
 def reason_of(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror

@@ -83,8 +83,6 @@ USAGE_BY_MODEL = (
 NANOS = 1_000_000_000
 
 
-
-
 def sqlite_layout(conn: Any) -> tuple[list[str], set[str], dict[str, str]]:
     """(tables, virtual tables, shadow table → its virtual table) of a SQLite file."""
     objects = conn.all(SQLITE_OBJECTS)

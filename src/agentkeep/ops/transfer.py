@@ -165,8 +165,6 @@ class ImportSummary:
                 "seconds": self.seconds}
 
 
-
-
 # --- the table plan ----------------------------------------------------------------------
 
 # The live columns of a table, to check the declared schema against the database.
