@@ -32,10 +32,10 @@ def migration_lock_timeout(config: StoreConfig) -> float:
 
 
 # Whether the file or schema holds anything at all (to tell a new store from a foreign one).
-_SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
+SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 _POSTGRES_TABLES = ("SELECT table_name FROM information_schema.tables "
                     "WHERE table_schema = current_schema()")
-_VERSION = "SELECT version_num FROM alembic_version"
+STORED_REVISION = "SELECT version_num FROM alembic_version"
 
 
 def current_revision(backend: Backend, concern: str) -> str | None:
@@ -45,7 +45,7 @@ def current_revision(backend: Backend, concern: str) -> str | None:
         StoreCorrupt: the file or schema holds tables that agentkeep did not write.
     """
     with backend.read(concern) as conn:
-        sql = _SQLITE_TABLES if backend.dialect == "sqlite" else _POSTGRES_TABLES
+        sql = SQLITE_TABLES if backend.dialect == "sqlite" else _POSTGRES_TABLES
         tables = {row[0] for row in conn.all(sql)}
         if "alembic_version" not in tables:
             if tables:
@@ -53,7 +53,7 @@ def current_revision(backend: Backend, concern: str) -> str | None:
                                    f"did not create ({', '.join(sorted(tables)[:5])}); "
                                    "point agentkeep at an empty directory or schema")
             return None
-        row = conn.one(_VERSION)
+        row = conn.one(STORED_REVISION)
         return row[0] if row else None
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from ..backend import Backend, quote_name
 from ..errors import MigrationError, StoreBusy
-from . import head_revision, migration_lock_timeout
+from . import SQLITE_TABLES, STORED_REVISION, head_revision, migration_lock_timeout
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 _REVISION_LINE = "-- revision: "
@@ -30,8 +30,6 @@ _KINDS = ("table", "view", "index", "trigger")
 _OBJECTS = ("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
             "ORDER BY rowid")
 _SHADOW_TABLES = "SELECT name FROM pragma_table_list WHERE type = 'shadow'"  # SQLite 3.37
-_ANY_OBJECT = "SELECT 1 FROM sqlite_master"
-_STORED_REVISION = "SELECT version_num FROM alembic_version"
 
 
 def snapshot_path(concern: str) -> Path:
@@ -104,12 +102,12 @@ def create_from_snapshot(backend: Backend, concern: str) -> bool:
         with backend.translated(concern):
             raw.execute("BEGIN IMMEDIATE")  # the migration lock, as Alembic's runs take it
         try:
-            if raw.execute(_ANY_OBJECT).fetchone() is not None:
+            if raw.execute(SQLITE_TABLES).fetchone() is not None:
                 raw.execute("ROLLBACK")
                 return False
             for statement in statements:
                 raw.execute(statement)
-            stored = raw.execute(_STORED_REVISION).fetchone()
+            stored = raw.execute(STORED_REVISION).fetchone()
             if stored != (head,):
                 raise MigrationError(f"the {concern} schema snapshot stores revision {stored}, "
                                      f"not {head!r}")

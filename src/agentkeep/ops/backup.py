@@ -51,7 +51,7 @@ from ..errors import (
     StoreCorrupt,
     StoreUnavailable,
 )
-from ..migrations import check_revision
+from ..migrations import STORED_REVISION, check_revision
 
 FORMAT = "agentkeep-backup"
 #: The manifest layout this agentkeep writes; a backup with a higher number is refused.
@@ -328,7 +328,7 @@ def sqlite_tables(conn: sqlite3.Connection) -> dict[str, int]:
 
 def sqlite_revision(conn: sqlite3.Connection) -> str | None:
     try:
-        row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+        row = conn.execute(STORED_REVISION).fetchone()
     except sqlite3.OperationalError:
         return None
     return row[0] if row else None
