@@ -236,6 +236,52 @@ def test_round_trip_on_one_backend(stores, factories):
     assert search_ids(target, "edited") == search_ids(source, "edited") != set()
 
 
+def test_a_long_import_is_searchable_once_committed_and_nothing_stays_queued(stores,
+                                                                            factories):
+    """Past PARALLEL_QUEUE messages PostgreSQL indexes an import after its commit, on
+    several connections: every message is indexed once and the queue ends empty."""
+    from agentkeep.chat.search import PARALLEL_QUEUE
+
+    total = PARALLEL_QUEUE + 1_234
+    source = stores.open()
+    session = source.chat.create_session()
+    for start in range(0, total, 5_000):
+        source.chat.append_many(session.id, [
+            {"role": "user", "content": f"imported message number{n} tag{n % 7}"}
+            for n in range(start, min(start + 5_000, total))])
+    target = factories(stores.backend).open()
+    summary = import_bytes(target, export_bytes(source))
+    assert (summary.messages, summary.indexed, summary.index_error) == (total, total, None)
+    assert target.chat.catch_up_index() == 0
+    for n in (0, total // 2, total - 1):
+        assert [hit.message.content for hit in target.chat.search(f"number{n}")] == [
+            f"imported message number{n} tag{n % 7}"]
+    assert len(target.chat.search("tag5", limit=10_000)) == len(range(5, total, 7))
+    if stores.backend == "postgres":
+        with target._backend.read("chat") as conn:
+            assert conn.one("SELECT count(*) FROM search_backlog")[0] == 0
+
+
+def test_postgres_indexing_that_fails_after_the_commit_keeps_the_import(factories):
+    """The import is committed before PostgreSQL indexes it: an indexing failure is
+    reported in the summary, loses nothing, and the next search indexes the messages."""
+    postgres_or_skip()
+    source = factories("sqlite").open()
+    fill(source)
+    data = export_bytes(source)
+    target = factories("postgres").open()
+    with target._backend.write("chat") as conn:  # indexing will find no table to fill
+        conn.run("ALTER TABLE message_search RENAME TO message_search_away")
+    summary = import_bytes(target, data)
+    assert summary.messages > 50 and summary.indexed == 0
+    assert "message_search" in summary.index_error
+    with target._backend.write("chat") as conn:
+        conn.run("ALTER TABLE message_search_away RENAME TO message_search")
+    assert dump(target) == dump(source)
+    assert search_ids(target, "edited question") == search_ids(source, "edited question")
+    assert target.chat.catch_up_index() == 0
+
+
 def test_file_layout(store):
     fill(store)
     lines = [json.loads(line) for line in export_bytes(store).splitlines()]

@@ -122,3 +122,23 @@ def test_sqlite_to_postgres_and_back(tmp_path):
             assert dump(a, raw=True) == dump(b, raw=True)
     finally:
         drop_schemas(prefix)
+
+
+def test_postgres_import_says_when_its_messages_are_not_indexed_yet(tmp_path):
+    postgres_or_skip()
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    try:
+        filled(tmp_path / "a")
+        out = tmp_path / "a.jsonl"
+        assert run("--home", tmp_path / "a", "export", "-o", out).exit_code == 0
+        with agentkeep.open(PG_URL, schema_prefix=prefix) as store, \
+                store._backend.write("chat") as conn:
+            conn.run("ALTER TABLE message_search RENAME TO message_search_away")
+        result = run("--url", PG_URL, "--schema-prefix", prefix, "import", out)
+        assert result.exit_code == 0, result.output
+        assert result.stdout.startswith("Imported ")
+        assert "the messages are committed but not yet indexed for search (" in result.stdout
+        assert "message_search" in result.stdout
+        assert "the next search or `agentkeep optimize` indexes them" in result.stdout
+    finally:
+        drop_schemas(prefix)

@@ -191,4 +191,8 @@ def import_(
     if summary.detached_sessions:
         text += (f"; {number(len(summary.detached_sessions))} sub-agent sessions imported "
                  "without their parent session, which is in neither the file nor the store")
+    if summary.index_error:
+        text += (f"; the messages are committed but not yet indexed for search "
+                 f"({summary.index_error}): the next search or `agentkeep optimize` "
+                 "indexes them")
     sys.stdout.write(text + "\n")

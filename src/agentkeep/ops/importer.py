@@ -362,14 +362,24 @@ class Importer:
             with ExitStack() as transactions:
                 self.transactions = transactions
                 self._read(stream, total)
-                if self.summary.written.get("chat.messages"):
-                    # Inside the import's transaction, on its connection: the
-                    # imported messages are searchable the moment they are committed.
+                if self.summary.written.get("chat.messages") and self.dialect == "sqlite":
+                    # Inside the import's transaction: the imported messages are
+                    # searchable the moment they are committed.
                     self.summary.indexed = self.store.chat.catch_up_index()
-            if self.dialect == "postgresql" and self.summary.indexed:
-                self.store.chat._reclaim_queue()
+            if self.summary.written.get("chat.messages") and self.dialect == "postgresql":
+                self._index_committed()
         self.summary.seconds = round(time.perf_counter() - began, 3)
         return self.summary
+
+    def _index_committed(self) -> None:
+        """PostgreSQL, after the commit: a long queue is indexed on several connections
+        at once, which cannot see rows before they are committed (110,000 messages on two
+        cores: 10.5 s in the import's transaction, 5.7 s after it). Should indexing fail,
+        the import stands and its messages stay queued for the next search."""
+        try:
+            self.summary.indexed = self.store.chat.catch_up_index()
+        except AgentkeepError as exc:
+            self.summary.index_error = str(exc)
 
     def _read(self, stream: IO[Any], total: int | None) -> None:
         self.header: dict[str, Any] | None = None

@@ -142,7 +142,10 @@ class ImportSummary:
     #: sessions whose parent session is neither in the file nor in the store: imported
     #: with ``parent_id`` null, as if the parent had been deleted
     detached_sessions: list[str] = field(default_factory=list)
-    indexed: int = 0  # messages added to the SQLite search index
+    indexed: int = 0  # messages added to the search index
+    #: PostgreSQL: why indexing the committed messages failed (they stay queued and the
+    #: next search, or ``agentkeep optimize``, indexes them); None when it did not
+    index_error: str | None = None
     seconds: float = 0.0
 
     @property
@@ -162,7 +165,7 @@ class ImportSummary:
                 "skipped": self.skipped, "sessions": self.sessions,
                 "messages": self.messages, "sessions_skipped": self.sessions_skipped,
                 "detached_sessions": self.detached_sessions, "indexed": self.indexed,
-                "seconds": self.seconds}
+                "index_error": self.index_error, "seconds": self.seconds}
 
 
 # --- the table plan ----------------------------------------------------------------------
@@ -335,7 +338,9 @@ def import_store(store: Any, source: Any, *, concerns: Any = None,
     the whole file is written in one transaction per concern, so a bad or truncated file
     leaves the store exactly as it was. Rows already in the store are never changed:
     an identical session, setting or blob is skipped, a different one is a Conflict.
-    On SQLite the search index is brought up to date afterwards.
+    The imported messages are indexed for search: on SQLite in the same transaction; on
+    PostgreSQL right after the commit, on several connections at once (a failure there
+    leaves the import committed and is reported in ``index_error``).
 
     Args:
         source: a path, or a binary stream (gzip-compressed files are recognised).
