@@ -1,4 +1,4 @@
-"""New SQLite stores are created from the schema snapshots: the migrations' exact result."""
+"""New stores are created from the schema snapshots: the migrations' exact result."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import uuid
 
 import pytest
 
@@ -15,6 +16,7 @@ from agentkeep.backend import create_backend
 from agentkeep.concerns import CONCERNS
 from agentkeep.config import resolve
 from agentkeep.migrations import alembic_ops, head_revision, snapshot
+from conftest import PG_URL, drop_schemas, postgres_or_skip
 
 PRAGMAS = ("page_size", "auto_vacuum", "user_version", "application_id", "encoding",
            "journal_mode")
@@ -201,3 +203,184 @@ def test_a_snapshot_without_its_revision_row_is_refused_and_leaves_the_file_empt
     with pytest.raises(agentkeep.MigrationError, match="revision None"):
         agentkeep.open(tmp_path / "store")
     assert_holds_nothing(tmp_path / "store" / "chat.db")
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------
+
+@pytest.fixture
+def prefixes():
+    """Fresh schema prefixes on the test server, their schemas dropped afterwards."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"t{uuid.uuid4().hex[:12]}")
+        return made[-1]
+
+    postgres_or_skip()
+    yield make
+    for prefix in made:
+        drop_schemas(prefix)
+
+
+def pg_backend(prefix: str):
+    return create_backend(resolve(PG_URL, schema_prefix=prefix), CONCERNS)
+
+
+def pg_migrated_by_alembic(prefix: str) -> None:
+    backend = pg_backend(prefix)
+    try:
+        for concern in CONCERNS:
+            alembic_ops.upgrade(backend, concern, "head")
+    finally:
+        backend.close()
+
+
+def pg_contents(prefix: str, concern: str) -> tuple[str, list]:
+    """A schema as pg_dump describes it (its own name masked), and its rows of
+    alembic_version."""
+    schema = f"{prefix}_{concern}"
+    described = subprocess.run(
+        ["pg_dump", "--schema-only", "--no-owner", "--no-privileges", "-n", schema, PG_URL],
+        capture_output=True, text=True, check=True).stdout
+    lines = [line for line in described.replace(schema, "SCHEMA").splitlines()
+             if not line.startswith(("-- Dumped", "\\restrict", "\\unrestrict"))]
+    import psycopg
+
+    with psycopg.connect(PG_URL) as conn:
+        rows = conn.execute(f'SELECT version_num FROM "{schema}".alembic_version').fetchall()
+    return "\n".join(lines), rows
+
+
+def pg_tables(prefix: str, concern: str) -> list:
+    import psycopg
+
+    with psycopg.connect(PG_URL) as conn:
+        return conn.execute("SELECT table_name FROM information_schema.tables "
+                            "WHERE table_schema = %s", (f"{prefix}_{concern}",)).fetchall()
+
+
+def assert_pg_opened_as_alembic_migrates(prefixes) -> None:
+    made, migrated = prefixes(), prefixes()
+    agentkeep.open(PG_URL, schema_prefix=made).close()
+    pg_migrated_by_alembic(migrated)
+    for concern in CONCERNS:
+        assert pg_contents(made, concern) == pg_contents(migrated, concern)
+
+
+def test_the_shipped_postgres_snapshots_are_the_migrations_result(prefixes):
+    backend = pg_backend(prefixes())
+    try:
+        for concern in CONCERNS:
+            fresh = snapshot.postgres_snapshot(snapshot.record_postgres(backend, concern),
+                                               head_revision(concern))
+            shipped = snapshot.snapshot_path(concern, "postgresql").read_text(encoding="utf-8")
+            assert shipped == fresh, (
+                f"{concern}'s PostgreSQL schema snapshot is not the migrations' result: run "
+                "`python -m agentkeep.migrations.snapshot` and commit the files")
+    finally:
+        backend.close()
+
+
+def test_a_postgres_store_created_from_the_snapshots_is_identical_to_a_migrated_one(
+        prefixes, monkeypatch):
+    made, migrated = prefixes(), prefixes()
+    with monkeypatch.context() as patch:  # made from the snapshots, not by Alembic
+        patch.setattr(alembic_ops, "upgrade", alembic_refused)
+        agentkeep.open(PG_URL, schema_prefix=made).close()
+    pg_migrated_by_alembic(migrated)
+    for concern in CONCERNS:
+        described, rows = pg_contents(made, concern)
+        assert (described, rows) == pg_contents(migrated, concern)
+        assert rows == [(head_revision(concern),)]
+    assert "queue_messages_for_search" in pg_contents(made, "chat")[0]
+
+    backend = pg_backend(made)
+    try:
+        for concern in CONCERNS:
+            assert alembic_ops.drift(backend, concern) == []
+            alembic_ops.downgrade(backend, concern, "base")
+            alembic_ops.upgrade(backend, concern, "head")
+            assert alembic_ops.drift(backend, concern) == []
+    finally:
+        backend.close()
+    with agentkeep.open(PG_URL, schema_prefix=made, migrate=False) as store:
+        session = store.chat.create_session(title="made from the snapshot")
+        store.chat.append(session.id, "user", "findable right after creation")
+        assert [hit.message.session_id for hit in store.chat.search("findable")] == [session.id]
+
+
+def test_creating_a_postgres_store_imports_neither_sqlalchemy_nor_alembic(prefixes):
+    code = textwrap.dedent(f"""
+        import sys, agentkeep
+        with agentkeep.open({PG_URL!r}, schema_prefix={prefixes()!r}) as store:
+            store.chat.create_session(title="first")
+        print(sorted(m for m in ("sqlalchemy", "alembic") if m in sys.modules))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def _copy_postgres_snapshots(tmp_path, edit):
+    copies = tmp_path / "snapshots"
+    copies.mkdir()
+    for concern in CONCERNS:
+        text = snapshot.snapshot_path(concern, "postgresql").read_text(encoding="utf-8")
+        (copies / f"{concern}.postgresql.sql").write_text(edit(concern, text),
+                                                          encoding="utf-8")
+    return copies
+
+
+@pytest.mark.parametrize("case", ["stale", "missing", "cut short"])
+def test_a_postgres_snapshot_that_cannot_be_used_leaves_the_store_to_alembic(
+        tmp_path, monkeypatch, prefixes, case):
+    if case == "stale":  # left behind by a new migration: the store is migrated instead
+        unusable = _copy_postgres_snapshots(tmp_path, lambda concern, text: text.replace(
+            f"-- revision: {head_revision(concern)}", "-- revision: older")
+            .replace("CREATE INDEX ", "CREATE INDEX stale_"))
+    elif case == "missing":
+        unusable = tmp_path / "no-snapshots"
+        unusable.mkdir()
+    else:  # a file cut in the middle of its last statement
+        unusable = _copy_postgres_snapshots(tmp_path, lambda concern, text: text[:-20])
+    monkeypatch.setattr(snapshot, "SNAPSHOTS", unusable)
+    assert_pg_opened_as_alembic_migrates(prefixes)
+
+
+@pytest.mark.parametrize("case", ["failing statement", "no revision row"])
+def test_a_postgres_snapshot_that_fails_leaves_the_schema_empty(tmp_path, monkeypatch,
+                                                                prefixes, case):
+    if case == "failing statement":
+        broken = _copy_postgres_snapshots(tmp_path, lambda concern, text: text + (
+            "INSERT INTO no_such_table VALUES (1)\n;;\n" if concern == "chat" else ""))
+        expected = "rolled back.*no_such_table"
+    else:  # whole statements, but not the version row
+        version_rows = ("INSERT INTO __agentkeep_schema__.alembic_version",
+                        "UPDATE __agentkeep_schema__.alembic_version")
+        broken = _copy_postgres_snapshots(tmp_path, lambda concern, text: ";;\n".join(
+            chunk for chunk in text.split(";;\n") if not chunk.startswith(version_rows)))
+        expected = "revision None"
+    monkeypatch.setattr(snapshot, "SNAPSHOTS", broken)
+    prefix = prefixes()
+    with pytest.raises(agentkeep.MigrationError, match=expected):
+        agentkeep.open(PG_URL, schema_prefix=prefix)
+    assert pg_tables(prefix, "chat") == []
+    monkeypatch.undo()
+    with agentkeep.open(PG_URL, schema_prefix=prefix) as store:  # the shipped one works
+        assert store.chat.create_session(title="after").title == "after"
+
+
+def test_the_postgres_snapshot_is_not_applied_to_a_schema_another_process_filled(prefixes):
+    prefix = prefixes()
+    with agentkeep.open(PG_URL, schema_prefix=prefix) as store:
+        store.settings.set("kept", 1)
+    before = {concern: pg_contents(prefix, concern) for concern in CONCERNS}
+    backend = pg_backend(prefix)
+    try:
+        for concern in CONCERNS:
+            assert snapshot.create_from_snapshot(backend, concern) is False
+    finally:
+        backend.close()
+    assert {concern: pg_contents(prefix, concern) for concern in CONCERNS} == before
+    with agentkeep.open(PG_URL, schema_prefix=prefix) as store:
+        assert store.settings.get("kept") == 1

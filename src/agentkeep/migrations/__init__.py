@@ -8,8 +8,10 @@ store reads that one row; SQLAlchemy and Alembic are imported only to migrate or
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
+from typing import Any
 
-from ..backend import Backend
+from ..backend import Backend, quote_name
 from ..config import StoreConfig
 from ..errors import SchemaOutOfDate, StoreCorrupt
 
@@ -31,9 +33,18 @@ def migration_lock_timeout(config: StoreConfig) -> float:
     return max(config.busy_timeout, MIGRATION_LOCK_TIMEOUT)
 
 
+def lock_postgres_schema(execute: Callable[..., Any], schema: str) -> None:
+    """Inside a transaction: take the schema's migration lock (an advisory lock held to
+    the end of the transaction), create the schema if need be and put it on the
+    transaction's search path. ``execute`` runs driver SQL (``%s`` parameters)."""
+    execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agentkeep-migrate:{schema}",))
+    execute(f"CREATE SCHEMA IF NOT EXISTS {quote_name(schema)}")
+    execute(f"SET LOCAL search_path TO {quote_name(schema)}")
+
+
 # Whether the file or schema holds anything at all (to tell a new store from a foreign one).
 SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
-_POSTGRES_TABLES = ("SELECT table_name FROM information_schema.tables "
+POSTGRES_TABLES = ("SELECT table_name FROM information_schema.tables "
                     "WHERE table_schema = current_schema()")
 STORED_REVISION = "SELECT version_num FROM alembic_version"
 
@@ -45,7 +56,7 @@ def current_revision(backend: Backend, concern: str) -> str | None:
         StoreCorrupt: the file or schema holds tables that agentkeep did not write.
     """
     with backend.read(concern) as conn:
-        sql = SQLITE_TABLES if backend.dialect == "sqlite" else _POSTGRES_TABLES
+        sql = SQLITE_TABLES if backend.dialect == "sqlite" else POSTGRES_TABLES
         tables = {row[0] for row in conn.all(sql)}
         if "alembic_version" not in tables:
             if tables:
@@ -81,7 +92,7 @@ def ensure_current(backend: Backend, *, migrate: bool) -> None:
                 f"{backend.location(concern)} is at {concern} revision {revision or 'none'}, "
                 f"this agentkeep needs {head_revision(concern)}; run `agentkeep migrate up` "
                 "or open with migrate=True")
-        if revision is None and backend.dialect == "sqlite":
+        if revision is None:
             from .snapshot import create_from_snapshot
 
             # Not created here: another process may have created it meanwhile.

@@ -25,13 +25,14 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection as SAConnection
 from sqlalchemy.pool import NullPool
 
-from ..backend import Backend
+from ..backend import Backend, quote_name
 from ..errors import AgentkeepError, InvalidInput, MigrationError
 from . import (
     check_revision,
     current_revision,
     head_revision,
     known_revisions,
+    lock_postgres_schema,
     migration_lock_timeout,
 )
 
@@ -100,10 +101,9 @@ def locked_connection(backend: Backend, concern: str, *, lock: bool = True
             if backend.dialect == "postgresql":
                 schema = backend.schema(concern)  # type: ignore[attr-defined]
                 if lock:
-                    conn.exec_driver_sql("SELECT pg_advisory_xact_lock(hashtext(%s))",
-                                         (f"agentkeep-migrate:{schema}",))
-                    conn.exec_driver_sql(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
-                conn.exec_driver_sql(f'SET LOCAL search_path TO "{schema}"')
+                    lock_postgres_schema(conn.exec_driver_sql, schema)
+                else:
+                    conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_name(schema)}")
             yield conn
     finally:
         engine.dispose()
