@@ -121,12 +121,12 @@ def test_creating_a_sqlite_store_imports_neither_sqlalchemy_nor_alembic(tmp_path
     assert (tmp_path / "new" / "chat.db").exists()
 
 
-def _copy_snapshots(tmp_path, edit):
+def _copy_snapshots(tmp_path, edit, dialect="sqlite"):
     copies = tmp_path / "snapshots"
     copies.mkdir()
     for concern in CONCERNS:
-        text = snapshot.snapshot_path(concern).read_text(encoding="utf-8")
-        (copies / f"{concern}.sqlite.sql").write_text(edit(concern, text), encoding="utf-8")
+        text = snapshot.snapshot_path(concern, dialect).read_text(encoding="utf-8")
+        (copies / f"{concern}.{dialect}.sql").write_text(edit(concern, text), encoding="utf-8")
     return copies
 
 
@@ -251,12 +251,12 @@ def pg_contents(prefix: str, concern: str) -> tuple[str, list]:
     return "\n".join(lines), rows
 
 
-def pg_tables(prefix: str, concern: str) -> list:
+def pg_schemas(prefix: str) -> list:
     import psycopg
 
     with psycopg.connect(PG_URL) as conn:
-        return conn.execute("SELECT table_name FROM information_schema.tables "
-                            "WHERE table_schema = %s", (f"{prefix}_{concern}",)).fetchall()
+        return conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE %s",
+                            (prefix + "\\_%",)).fetchall()
 
 
 def assert_pg_opened_as_alembic_migrates(prefixes) -> None:
@@ -321,50 +321,53 @@ def test_creating_a_postgres_store_imports_neither_sqlalchemy_nor_alembic(prefix
     assert result.stdout.strip() == "[]"
 
 
-def _copy_postgres_snapshots(tmp_path, edit):
-    copies = tmp_path / "snapshots"
-    copies.mkdir()
-    for concern in CONCERNS:
-        text = snapshot.snapshot_path(concern, "postgresql").read_text(encoding="utf-8")
-        (copies / f"{concern}.postgresql.sql").write_text(edit(concern, text),
-                                                          encoding="utf-8")
-    return copies
+def _cut_after_first_statement(concern, text):
+    return text[:text.index("\n;;\n") + 4]
 
 
-@pytest.mark.parametrize("case", ["stale", "missing", "cut short"])
+@pytest.mark.parametrize("case", ["stale", "missing", "cut short", "cut between statements"])
 def test_a_postgres_snapshot_that_cannot_be_used_leaves_the_store_to_alembic(
         tmp_path, monkeypatch, prefixes, case):
     if case == "stale":  # left behind by a new migration: the store is migrated instead
-        unusable = _copy_postgres_snapshots(tmp_path, lambda concern, text: text.replace(
+        unusable = _copy_snapshots(tmp_path, lambda concern, text: text.replace(
             f"-- revision: {head_revision(concern)}", "-- revision: older")
-            .replace("CREATE INDEX ", "CREATE INDEX stale_"))
+            .replace("CREATE INDEX ", "CREATE INDEX stale_"), "postgresql")
     elif case == "missing":
         unusable = tmp_path / "no-snapshots"
         unusable.mkdir()
-    else:  # a file cut in the middle of its last statement
-        unusable = _copy_postgres_snapshots(tmp_path, lambda concern, text: text[:-20])
+    elif case == "cut short":  # in the middle of a statement
+        unusable = _copy_snapshots(tmp_path, lambda concern, text: text[:-40], "postgresql")
+    else:  # whole statements, but not all of them
+        unusable = _copy_snapshots(tmp_path, _cut_after_first_statement, "postgresql")
     monkeypatch.setattr(snapshot, "SNAPSHOTS", unusable)
+    migrated = []
+    upgrade = alembic_ops.upgrade
+    monkeypatch.setattr(alembic_ops, "upgrade", lambda backend, concern, target: (
+        migrated.append(concern), upgrade(backend, concern, target)))
     assert_pg_opened_as_alembic_migrates(prefixes)
+    assert sorted(migrated) == sorted(CONCERNS * 2)  # the store's, then the comparison's
 
 
 @pytest.mark.parametrize("case", ["failing statement", "no revision row"])
 def test_a_postgres_snapshot_that_fails_leaves_the_schema_empty(tmp_path, monkeypatch,
                                                                 prefixes, case):
     if case == "failing statement":
-        broken = _copy_postgres_snapshots(tmp_path, lambda concern, text: text + (
-            "INSERT INTO no_such_table VALUES (1)\n;;\n" if concern == "chat" else ""))
+        broken = _copy_snapshots(tmp_path, lambda concern, text: text.replace(
+            "-- end of snapshot", "INSERT INTO no_such_table VALUES (1)\n;;\n-- end of snapshot")
+            if concern == "chat" else text, "postgresql")
         expected = "rolled back.*no_such_table"
     else:  # whole statements, but not the version row
         version_rows = ("INSERT INTO __agentkeep_schema__.alembic_version",
                         "UPDATE __agentkeep_schema__.alembic_version")
-        broken = _copy_postgres_snapshots(tmp_path, lambda concern, text: ";;\n".join(
-            chunk for chunk in text.split(";;\n") if not chunk.startswith(version_rows)))
+        broken = _copy_snapshots(tmp_path, lambda concern, text: ";;\n".join(
+            chunk for chunk in text.split(";;\n") if not chunk.startswith(version_rows)),
+            "postgresql")
         expected = "revision None"
     monkeypatch.setattr(snapshot, "SNAPSHOTS", broken)
     prefix = prefixes()
     with pytest.raises(agentkeep.MigrationError, match=expected):
         agentkeep.open(PG_URL, schema_prefix=prefix)
-    assert pg_tables(prefix, "chat") == []
+    assert pg_schemas(prefix) == []  # the CREATE SCHEMA was rolled back with the rest
     monkeypatch.undo()
     with agentkeep.open(PG_URL, schema_prefix=prefix) as store:  # the shipped one works
         assert store.chat.create_session(title="after").title == "after"
@@ -384,3 +387,21 @@ def test_the_postgres_snapshot_is_not_applied_to_a_schema_another_process_filled
     assert {concern: pg_contents(prefix, concern) for concern in CONCERNS} == before
     with agentkeep.open(PG_URL, schema_prefix=prefix) as store:
         assert store.settings.get("kept") == 1
+
+
+def test_a_process_that_lost_the_race_to_create_a_postgres_store_finds_it_current(
+        prefixes, monkeypatch):
+    prefix = prefixes()
+    agentkeep.open(PG_URL, schema_prefix=prefix).close()  # the winner's store
+    looked = []
+
+    def none_at_first(backend, concern):  # what the loser read before the winner committed
+        looked.append(concern)
+        return None if looked.count(concern) == 1 else real(backend, concern)
+
+    real = migrations.current_revision
+    monkeypatch.setattr(migrations, "current_revision", none_at_first)
+    monkeypatch.setattr(alembic_ops, "upgrade", alembic_refused)
+    with agentkeep.open(PG_URL, schema_prefix=prefix) as store:
+        assert store.chat.create_session(title="after the race").title == "after the race"
+    assert sorted(looked) == sorted(CONCERNS * 2)

@@ -137,8 +137,40 @@ def test_postgres_import_says_when_its_messages_are_not_indexed_yet(tmp_path):
         result = run("--url", PG_URL, "--schema-prefix", prefix, "import", out)
         assert result.exit_code == 0, result.output
         assert result.stdout.startswith("Imported ")
-        assert "the messages are committed but not yet indexed for search (" in result.stdout
+        assert "; indexing them for search failed (" in result.stdout
         assert "message_search" in result.stdout
-        assert "the next search or `agentkeep optimize` indexes them" in result.stdout
+        assert ("they are imported, and the next search or `agentkeep optimize` indexes them"
+                in result.stdout)
+    finally:
+        drop_schemas(prefix)
+
+
+def test_postgres_import_interrupted_while_indexing_says_it_was_committed(tmp_path,
+                                                                          monkeypatch):
+    postgres_or_skip()
+    from agentkeep.chat.search import Search
+
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    try:
+        filled(tmp_path / "a")
+        out = tmp_path / "a.jsonl"
+        assert run("--home", tmp_path / "a", "export", "-o", out).exit_code == 0
+
+        def interrupted(self):  # Ctrl-C while the committed messages are indexed
+            raise KeyboardInterrupt
+
+        with monkeypatch.context() as patch:
+            patch.setattr(Search, "catch_up_index", interrupted)
+            result = run("--url", PG_URL, "--schema-prefix", prefix, "import", out)
+        assert result.exit_code == 130
+        assert result.stderr == (
+            "error: interrupted after the import was committed, while its messages were "
+            "being indexed for search; the next search or `agentkeep optimize` indexes "
+            "them\n")
+        with agentkeep.open(tmp_path / "a") as a, \
+                agentkeep.open(PG_URL, schema_prefix=prefix) as b:
+            assert dump(b) == dump(a)
+            assert {hit.message.id for hit in b.chat.search("edited question")} == \
+                {hit.message.id for hit in a.chat.search("edited question")} != set()
     finally:
         drop_schemas(prefix)

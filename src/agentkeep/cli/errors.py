@@ -55,8 +55,8 @@ def one_line(text: str) -> str:
 
 def classify(exc: BaseException) -> tuple[int, str]:
     """The exit code and the one-line message for an exception raised by a command."""
-    if isinstance(exc, KeyboardInterrupt):
-        return INTERRUPTED, "interrupted"
+    if isinstance(exc, KeyboardInterrupt):  # agentkeep's own say what was done by then
+        return INTERRUPTED, one_line(f"interrupted {exc}") if str(exc) else "interrupted"
     for kinds, code in _CODES:
         if isinstance(exc, kinds):
             return code, one_line(str(exc)) or type(exc).__name__

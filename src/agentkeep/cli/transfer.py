@@ -192,7 +192,6 @@ def import_(
         text += (f"; {number(len(summary.detached_sessions))} sub-agent sessions imported "
                  "without their parent session, which is in neither the file nor the store")
     if summary.index_error:
-        text += (f"; the messages are committed but not yet indexed for search "
-                 f"({summary.index_error}): the next search or `agentkeep optimize` "
-                 "indexes them")
+        text += (f"; indexing them for search failed ({summary.index_error}): they are "
+                 "imported, and the next search or `agentkeep optimize` indexes them")
     sys.stdout.write(text + "\n")

@@ -14,8 +14,9 @@ Alembic), one file per concern and dialect:
   SQLAlchemy and Alembic.
 
 Tests check that a store created from a snapshot is identical to a migrated one. A
-snapshot that is missing, unreadable, cut short or not at the concern's head revision
-is never used: the store is migrated with Alembic as before.
+snapshot that is missing, unreadable, cut short (it ends inside a statement, or a
+PostgreSQL one without its end line) or not at the concern's head revision is never
+used: the store is migrated with Alembic as before.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import sys
 from pathlib import Path
 
 from ..backend import Backend, quote_name
-from ..errors import AgentkeepError, MigrationError, StoreBusy
+from ..errors import AgentkeepError, MigrationError, StoreBusy, StoreUnavailable
 from . import (
     POSTGRES_TABLES,
     SQLITE_TABLES,
@@ -47,15 +48,19 @@ _OBJECTS = ("SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
 _SHADOW_TABLES = "SELECT name FROM pragma_table_list WHERE type = 'shadow'"  # SQLite 3.37
 
 
-# PostgreSQL: the line ending each statement (bodies of functions hold semicolons), and
-# what stands for the concern's schema (Alembic qualifies its version table with it).
+# PostgreSQL: the line ending each statement (bodies of functions hold semicolons), the
+# last line of a whole snapshot, and what stands for the concern's schema (Alembic
+# qualifies its version table with it).
 _END = ";;"
+_LAST_LINE = "-- end of snapshot"
 SCHEMA_MARKER = "__agentkeep_schema__"
-# Statements of Alembic's run that the replay keeps: the migrations' own writes. Its
-# catalogue queries (SELECT) and what locked_connection runs first are left out.
+# Statements of Alembic's run that the replay keeps: the migrations' own writes. What
+# lock_postgres_schema runs first and SQLAlchemy's catalogue queries are left out; any
+# other statement (a SELECT that could change state) stops the recording.
 _KEPT = ("CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE", "COMMENT", "DO",
          "GRANT", "REVOKE")
-_SKIPPED = ("SELECT", "SET LOCAL search_path", "CREATE SCHEMA IF NOT EXISTS")
+_SKIPPED = ("SELECT pg_advisory_xact_lock(", "CREATE SCHEMA IF NOT EXISTS ",
+            "SET LOCAL search_path TO ", "SELECT pg_catalog.")
 
 
 def snapshot_path(concern: str, dialect: str = "sqlite") -> Path:
@@ -69,7 +74,9 @@ def create_from_snapshot(backend: Backend, concern: str) -> bool:
     revision or another process created the schema first (the caller then migrates).
 
     Raises:
-        StoreBusy: the migration lock was not free in time (SQLite).
+        StoreBusy: the migration lock (SQLite) or a pooled connection (PostgreSQL) was
+            not free in time.
+        StoreUnavailable: PostgreSQL could not be reached.
         MigrationError: a statement failed (the store is left empty).
     """
     reader = read_snapshot if backend.dialect == "sqlite" else read_postgres_snapshot
@@ -166,14 +173,20 @@ def postgres_snapshot(statements: list[str], revision: str) -> str:
              f'-- A line holding only "{_END}" ends each statement; {SCHEMA_MARKER} '
              "stands for the concern's schema."]
     for statement in statements:
+        if _END in statement.splitlines():
+            raise MigrationError(f"a statement holds a line {_END!r}, which ends statements "
+                                 f"in a snapshot: {statement[:200]!r}")
         lines += [statement.strip("\n"), _END]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + [_LAST_LINE]) + "\n"
 
 
 def read_postgres_snapshot(text: str) -> tuple[str | None, list[str]]:
     """A PostgreSQL snapshot's revision and statements; ValueError when it is cut short."""
+    lines = text.splitlines()
+    if not lines or lines[-1] != _LAST_LINE:
+        raise ValueError("the snapshot lacks its last line: it was cut short")
     revision, statements, pending = None, [], []
-    for line in text.splitlines():
+    for line in lines[:-1]:
         if not pending and line.startswith("--"):
             if line.startswith(_REVISION_LINE):
                 revision = line[len(_REVISION_LINE):].strip()
@@ -201,12 +214,12 @@ def _create_postgres(backend: Backend, concern: str, statements: list[str]) -> b
                 return False
             # One round trip: a client-side cursor sends several statements as one query.
             with ClientCursor(conn.raw) as cursor:
-                cursor.execute(";\n".join(statements).replace(SCHEMA_MARKER, quoted))
+                cursor.execute("\n;\n".join(statements).replace(SCHEMA_MARKER, quoted))
             stored = conn.one(STORED_REVISION)
             if stored != (head,):
                 raise MigrationError(f"the {concern} schema snapshot stores revision "
                                      f"{stored and stored[0]!r}, not {head!r}")
-    except (MigrationError, StoreBusy):
+    except (MigrationError, StoreBusy, StoreUnavailable):
         raise
     except AgentkeepError as exc:
         reason = str(exc.__cause__ or exc).strip()
@@ -242,22 +255,17 @@ def record_postgres(backend: Backend, concern: str) -> list[str]:
         if not text.upper().startswith(_KEPT) or parameters:
             raise MigrationError(f"cannot replay this statement of the {concern} migrations "
                                  f"in a snapshot: {text[:200]!r} {parameters!r}")
+        if parameters is not None:  # psycopg read %% as % in what the server ran
+            text = text.replace("%%", "%")
         kept.append(text.replace(quote_name(schema), SCHEMA_MARKER)
                     .replace(schema, SCHEMA_MARKER))
     return kept
 
 
-def _write(path: Path, text: str) -> Path:
-    partial = path.with_suffix(".partial")  # never a half-written snapshot
-    partial.write_text(text, encoding="utf-8")
-    os.replace(partial, path)
-    return path
-
-
 def write_snapshots(postgres_url: str) -> list[Path]:
     """Migrate empty stores with Alembic (SQLite in a temporary directory, PostgreSQL in
     schemas made and dropped on the server at ``postgres_url``) and write every concern's
-    snapshots."""
+    snapshots: all of them, or none when any cannot be made."""
     import tempfile
     import uuid
 
@@ -266,8 +274,7 @@ def write_snapshots(postgres_url: str) -> list[Path]:
     from ..config import resolve
     from .alembic_ops import upgrade
 
-    SNAPSHOTS.mkdir(exist_ok=True)
-    written = []
+    texts: dict[Path, str] = {}
     with tempfile.TemporaryDirectory() as home:
         backend = create_backend(resolve(home), CONCERNS)
         try:
@@ -275,26 +282,31 @@ def write_snapshots(postgres_url: str) -> list[Path]:
                 upgrade(backend, concern, "head")
                 conn = sqlite3.connect(backend.path(concern))  # type: ignore[attr-defined]
                 try:
-                    text = dump(conn, head_revision(concern))
+                    texts[snapshot_path(concern)] = dump(conn, head_revision(concern))
                 finally:
                     conn.close()
-                written.append(_write(snapshot_path(concern), text))
         finally:
             backend.close()
     prefix = f"agentkeep_snapshot_{uuid.uuid4().hex[:12]}"  # a name found nowhere else
     backend = create_backend(resolve(postgres_url, schema_prefix=prefix), CONCERNS)
     try:
         for concern in CONCERNS:
-            statements = record_postgres(backend, concern)
-            written.append(_write(snapshot_path(concern, "postgresql"),
-                                  postgres_snapshot(statements, head_revision(concern))))
+            texts[snapshot_path(concern, "postgresql")] = postgres_snapshot(
+                record_postgres(backend, concern), head_revision(concern))
     finally:
-        with backend.write(CONCERNS[0]) as conn:
-            for concern in CONCERNS:
-                conn.raw.execute(f"DROP SCHEMA IF EXISTS "
-                                 f"{quote_name(backend.schema(concern))} CASCADE")
-        backend.close()
-    return written
+        try:
+            with backend.write(CONCERNS[0]) as conn:
+                for concern in CONCERNS:
+                    conn.raw.execute(f"DROP SCHEMA IF EXISTS "
+                                     f"{quote_name(backend.schema(concern))} CASCADE")
+        finally:
+            backend.close()
+    SNAPSHOTS.mkdir(exist_ok=True)
+    for path, text in texts.items():
+        partial = path.with_suffix(".partial")  # never a half-written snapshot
+        partial.write_text(text, encoding="utf-8")
+        os.replace(partial, path)
+    return list(texts)
 
 
 if __name__ == "__main__":

@@ -374,12 +374,17 @@ class Importer:
     def _index_committed(self) -> None:
         """PostgreSQL, after the commit: a long queue is indexed on several connections
         at once, which cannot see rows before they are committed (110,000 messages on two
-        cores: 10.5 s in the import's transaction, 5.7 s after it). Should indexing fail,
-        the import stands and its messages stay queued for the next search."""
+        cores: 10.5 s in the import's transaction, 5.7 s after it). Should indexing fail
+        or be interrupted, the import stands and its messages stay queued for the next
+        search."""
         try:
             self.summary.indexed = self.store.chat.catch_up_index()
-        except AgentkeepError as exc:
-            self.summary.index_error = str(exc)
+        except Exception as exc:  # noqa: BLE001 - reported in the summary, lost nothing
+            self.summary.index_error = str(exc) or type(exc).__name__
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt(
+                "after the import was committed, while its messages were being indexed for "
+                "search; the next search or `agentkeep optimize` indexes them") from None
 
     def _read(self, stream: IO[Any], total: int | None) -> None:
         self.header: dict[str, Any] | None = None

@@ -339,8 +339,8 @@ def import_store(store: Any, source: Any, *, concerns: Any = None,
     leaves the store exactly as it was. Rows already in the store are never changed:
     an identical session, setting or blob is skipped, a different one is a Conflict.
     The imported messages are indexed for search: on SQLite in the same transaction; on
-    PostgreSQL right after the commit, on several connections at once (a failure there
-    leaves the import committed and is reported in ``index_error``).
+    PostgreSQL right after the commit (a large import on several connections at once; a
+    failure there leaves the import committed and is reported in ``index_error``).
 
     Args:
         source: a path, or a binary stream (gzip-compressed files are recognised).

@@ -18,3 +18,4 @@ CREATE INDEX settings_by_namespace ON settings (namespace, key)
 ;;
 INSERT INTO __agentkeep_schema__.alembic_version (version_num) VALUES ('app_0001') RETURNING __agentkeep_schema__.alembic_version.version_num
 ;;
+-- end of snapshot

@@ -205,3 +205,4 @@ CREATE TRIGGER messages_queue_for_search AFTER INSERT ON messages REFERENCING NE
 ;;
 UPDATE __agentkeep_schema__.alembic_version SET version_num='chat_0006' WHERE __agentkeep_schema__.alembic_version.version_num = 'chat_0005'
 ;;
+-- end of snapshot

@@ -38,3 +38,4 @@ CREATE TABLE checkpoint_writes (
 ;;
 INSERT INTO __agentkeep_schema__.alembic_version (version_num) VALUES ('checkpoints_0001') RETURNING __agentkeep_schema__.alembic_version.version_num
 ;;
+-- end of snapshot
