@@ -45,7 +45,7 @@ def lock_postgres_schema(execute: Callable[..., Any], schema: str) -> None:
 # Whether the file or schema holds anything at all (to tell a new store from a foreign one).
 SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 POSTGRES_TABLES = ("SELECT table_name FROM information_schema.tables "
-                    "WHERE table_schema = current_schema()")
+                   "WHERE table_schema = current_schema()")
 STORED_REVISION = "SELECT version_num FROM alembic_version"
 
 

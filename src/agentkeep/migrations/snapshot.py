@@ -131,8 +131,19 @@ def read_snapshot(text: str) -> tuple[str | None, list[str]]:
     return revision, statements
 
 
+def _check_stored(concern: str, stored: tuple | None) -> None:
+    """Refuse to commit a snapshot that did not leave the head revision stored."""
+    if stored != (head_revision(concern),):
+        raise MigrationError(f"the {concern} schema snapshot stores revision "
+                             f"{stored and stored[0]!r}, not {head_revision(concern)!r}")
+
+
+def _failed(concern: str, location: str, reason: BaseException) -> MigrationError:
+    return MigrationError(f"creating {concern} at {location} from its schema snapshot "
+                          f"failed and was rolled back: {str(reason).strip()}")
+
+
 def _create_sqlite(backend: Backend, concern: str, statements: list[str]) -> bool:
-    head = head_revision(concern)
     location = backend.location(concern)
     with backend.translated(concern):
         raw = backend.connect(concern)  # type: ignore[attr-defined]
@@ -147,10 +158,7 @@ def _create_sqlite(backend: Backend, concern: str, statements: list[str]) -> boo
                 return False
             for statement in statements:
                 raw.execute(statement)
-            stored = raw.execute(STORED_REVISION).fetchone()
-            if stored != (head,):
-                raise MigrationError(f"the {concern} schema snapshot stores revision {stored}, "
-                                     f"not {head!r}")
+            _check_stored(concern, raw.execute(STORED_REVISION).fetchone())
             raw.execute("COMMIT")
         except BaseException as exc:
             if raw.in_transaction:
@@ -159,8 +167,7 @@ def _create_sqlite(backend: Backend, concern: str, statements: list[str]) -> boo
                 error = backend.translate(exc, concern)
                 if isinstance(error, StoreBusy):
                     raise error from exc
-                raise MigrationError(f"creating {concern} at {location} from its schema "
-                                     f"snapshot failed and was rolled back: {exc}") from exc
+                raise _failed(concern, location, exc) from exc
             raise
     finally:
         raw.close()
@@ -204,7 +211,6 @@ def read_postgres_snapshot(text: str) -> tuple[str | None, list[str]]:
 def _create_postgres(backend: Backend, concern: str, statements: list[str]) -> bool:
     from psycopg import ClientCursor
 
-    head = head_revision(concern)
     schema = backend.schema(concern)  # type: ignore[attr-defined]
     quoted = quote_name(schema)
     try:
@@ -215,16 +221,11 @@ def _create_postgres(backend: Backend, concern: str, statements: list[str]) -> b
             # One round trip: a client-side cursor sends several statements as one query.
             with ClientCursor(conn.raw) as cursor:
                 cursor.execute("\n;\n".join(statements).replace(SCHEMA_MARKER, quoted))
-            stored = conn.one(STORED_REVISION)
-            if stored != (head,):
-                raise MigrationError(f"the {concern} schema snapshot stores revision "
-                                     f"{stored and stored[0]!r}, not {head!r}")
+            _check_stored(concern, conn.one(STORED_REVISION))
     except (MigrationError, StoreBusy, StoreUnavailable):
         raise
     except AgentkeepError as exc:
-        reason = str(exc.__cause__ or exc).strip()
-        raise MigrationError(f"creating {concern} at {backend.location(concern)} from its "
-                             f"schema snapshot failed and was rolled back: {reason}") from exc
+        raise _failed(concern, backend.location(concern), exc.__cause__ or exc) from exc
     return True
 
 
