@@ -165,23 +165,6 @@ def test_the_snapshot_is_not_applied_to_a_file_another_process_filled(tmp_path):
     assert {concern: contents(tmp_path / f"{concern}.db") for concern in CONCERNS} == before
 
 
-def test_a_process_that_lost_the_race_to_create_the_store_finds_it_current(tmp_path,
-                                                                           monkeypatch):
-    agentkeep.open(tmp_path).close()  # the winner's store
-    looked = []
-
-    def none_at_first(backend, concern):  # what the loser read before the winner committed
-        looked.append(concern)
-        return None if looked.count(concern) == 1 else real(backend, concern)
-
-    real = migrations.current_revision
-    monkeypatch.setattr(migrations, "current_revision", none_at_first)
-    monkeypatch.setattr(alembic_ops, "upgrade", alembic_refused)
-    with agentkeep.open(tmp_path) as store:
-        assert store.chat.create_session(title="after the race").title == "after the race"
-    assert sorted(looked) == sorted(CONCERNS * 2)
-
-
 @pytest.mark.parametrize("case", ["missing", "cut short"])
 def test_a_snapshot_that_cannot_be_used_leaves_the_store_to_alembic(tmp_path, monkeypatch,
                                                                       case):
@@ -389,10 +372,14 @@ def test_the_postgres_snapshot_is_not_applied_to_a_schema_another_process_filled
         assert store.settings.get("kept") == 1
 
 
-def test_a_process_that_lost_the_race_to_create_a_postgres_store_finds_it_current(
-        prefixes, monkeypatch):
-    prefix = prefixes()
-    agentkeep.open(PG_URL, schema_prefix=prefix).close()  # the winner's store
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_process_that_lost_the_race_to_create_the_store_finds_it_current(
+        tmp_path, monkeypatch, request, backend):
+    if backend == "sqlite":
+        target, options = tmp_path, {}
+    else:
+        target, options = PG_URL, {"schema_prefix": request.getfixturevalue("prefixes")()}
+    agentkeep.open(target, **options).close()  # the winner's store
     looked = []
 
     def none_at_first(backend, concern):  # what the loser read before the winner committed
@@ -402,6 +389,6 @@ def test_a_process_that_lost_the_race_to_create_a_postgres_store_finds_it_curren
     real = migrations.current_revision
     monkeypatch.setattr(migrations, "current_revision", none_at_first)
     monkeypatch.setattr(alembic_ops, "upgrade", alembic_refused)
-    with agentkeep.open(PG_URL, schema_prefix=prefix) as store:
+    with agentkeep.open(target, **options) as store:
         assert store.chat.create_session(title="after the race").title == "after the race"
     assert sorted(looked) == sorted(CONCERNS * 2)

@@ -7,6 +7,7 @@ import json
 import os
 import uuid
 
+import pytest
 from test_transfer import dump, fill
 from typer.testing import CliRunner
 
@@ -25,6 +26,23 @@ def run(*args, input=None):
 def filled(path) -> None:
     with agentkeep.open(path) as store:
         fill(store)
+
+
+@pytest.fixture
+def pg_prefix():
+    """A schema prefix on the test server, its schemas dropped afterwards."""
+    postgres_or_skip()
+    prefix = f"t{uuid.uuid4().hex[:12]}"
+    yield prefix
+    drop_schemas(prefix)
+
+
+def exported(tmp_path):
+    """The export file of a filled SQLite store at tmp_path/a."""
+    filled(tmp_path / "a")
+    out = tmp_path / "a.jsonl"
+    assert run("--home", tmp_path / "a", "export", "-o", out).exit_code == 0
+    return out
 
 
 def stores_equal(first, second) -> bool:
@@ -105,72 +123,52 @@ def test_errors_are_one_line(tmp_path):
                              f"{nowhere.parent} does not exist\n")
 
 
-def test_sqlite_to_postgres_and_back(tmp_path):
-    postgres_or_skip()
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    try:
-        filled(tmp_path / "a")
-        out = tmp_path / "a.jsonl"
-        assert run("--home", tmp_path / "a", "export", "-o", out).exit_code == 0
-        pg = ("--url", PG_URL, "--schema-prefix", prefix)
-        result = run(*pg, "import", out)
-        assert result.exit_code == 0, result.output
-        back = tmp_path / "back.jsonl"
-        assert run(*pg, "export", "-o", back).exit_code == 0
-        assert run("--home", tmp_path / "b", "import", back).exit_code == 0
-        with agentkeep.open(tmp_path / "a") as a, agentkeep.open(tmp_path / "b") as b:
-            assert dump(a, raw=True) == dump(b, raw=True)
-    finally:
-        drop_schemas(prefix)
+def test_sqlite_to_postgres_and_back(tmp_path, pg_prefix):
+    out = exported(tmp_path)
+    pg = ("--url", PG_URL, "--schema-prefix", pg_prefix)
+    result = run(*pg, "import", out)
+    assert result.exit_code == 0, result.output
+    back = tmp_path / "back.jsonl"
+    assert run(*pg, "export", "-o", back).exit_code == 0
+    assert run("--home", tmp_path / "b", "import", back).exit_code == 0
+    with agentkeep.open(tmp_path / "a") as a, agentkeep.open(tmp_path / "b") as b:
+        assert dump(a, raw=True) == dump(b, raw=True)
 
 
-def test_postgres_import_says_when_its_messages_are_not_indexed_yet(tmp_path):
-    postgres_or_skip()
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    try:
-        filled(tmp_path / "a")
-        out = tmp_path / "a.jsonl"
-        assert run("--home", tmp_path / "a", "export", "-o", out).exit_code == 0
-        with agentkeep.open(PG_URL, schema_prefix=prefix) as store, \
-                store._backend.write("chat") as conn:
-            conn.run("ALTER TABLE message_search RENAME TO message_search_away")
-        result = run("--url", PG_URL, "--schema-prefix", prefix, "import", out)
-        assert result.exit_code == 0, result.output
-        assert result.stdout.startswith("Imported ")
-        assert "; indexing them for search failed (" in result.stdout
-        assert "message_search" in result.stdout
-        assert ("they are imported, and the next search or `agentkeep optimize` indexes them"
-                in result.stdout)
-    finally:
-        drop_schemas(prefix)
+def test_postgres_import_says_when_its_messages_are_not_indexed_yet(tmp_path, pg_prefix):
+    out = exported(tmp_path)
+    with agentkeep.open(PG_URL, schema_prefix=pg_prefix) as store, \
+            store._backend.write("chat") as conn:
+        conn.run("ALTER TABLE message_search RENAME TO message_search_away")
+    result = run("--url", PG_URL, "--schema-prefix", pg_prefix, "import", out)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("Imported ")
+    assert "; indexing them for search failed (" in result.stdout
+    assert "message_search" in result.stdout
+    assert ("they are imported, and the next search or `agentkeep optimize` indexes them"
+            in result.stdout)
 
 
 def test_postgres_import_interrupted_while_indexing_says_it_was_committed(tmp_path,
-                                                                          monkeypatch):
-    postgres_or_skip()
+                                                                          monkeypatch,
+                                                                          pg_prefix):
     from agentkeep.chat.search import Search
 
-    prefix = f"t{uuid.uuid4().hex[:12]}"
-    try:
-        filled(tmp_path / "a")
-        out = tmp_path / "a.jsonl"
-        assert run("--home", tmp_path / "a", "export", "-o", out).exit_code == 0
+    out = exported(tmp_path)
 
-        def interrupted(self):  # Ctrl-C while the committed messages are indexed
-            raise KeyboardInterrupt
+    def interrupted(self):  # Ctrl-C while the committed messages are indexed
+        raise KeyboardInterrupt
 
-        with monkeypatch.context() as patch:
-            patch.setattr(Search, "catch_up_index", interrupted)
-            result = run("--url", PG_URL, "--schema-prefix", prefix, "import", out)
-        assert result.exit_code == 130
-        assert result.stderr == (
-            "error: interrupted after the import was committed, while its messages were "
-            "being indexed for search; the next search or `agentkeep optimize` indexes "
-            "them\n")
-        with agentkeep.open(tmp_path / "a") as a, \
-                agentkeep.open(PG_URL, schema_prefix=prefix) as b:
-            assert dump(b) == dump(a)
-            assert {hit.message.id for hit in b.chat.search("edited question")} == \
-                {hit.message.id for hit in a.chat.search("edited question")} != set()
-    finally:
-        drop_schemas(prefix)
+    with monkeypatch.context() as patch:
+        patch.setattr(Search, "catch_up_index", interrupted)
+        result = run("--url", PG_URL, "--schema-prefix", pg_prefix, "import", out)
+    assert result.exit_code == 130
+    assert result.stderr == (
+        "error: interrupted after the import was committed, while its messages were "
+        "being indexed for search; the next search or `agentkeep optimize` indexes "
+        "them\n")
+    with agentkeep.open(tmp_path / "a") as a, \
+            agentkeep.open(PG_URL, schema_prefix=pg_prefix) as b:
+        assert dump(b) == dump(a)
+        assert {hit.message.id for hit in b.chat.search("edited question")} == \
+            {hit.message.id for hit in a.chat.search("edited question")} != set()
