@@ -105,24 +105,27 @@ def prepare_message(fields: Mapping[str, Any]) -> dict[str, Any]:
         field = key if isinstance(key, str) and key else "message"
         raise InvalidInput(field, f"{shown(key, 40)} is not a message field; known: "
                                   + ", ".join(sorted(MESSAGE_FIELDS)))
+    get = fields.get
+    return prepare_fields(get("role"), get("content"), get("parts"), get("provider"),
+                          get("model"), get("finish_reason"), get("usage"), get("cost"),
+                          get("metadata"), get("summary", False))
+
+
+def prepare_fields(role: object, content: object, parts: object, provider: object,
+                   model: object, finish_reason: object, usage: object, cost: object,
+                   metadata: object, summary: object) -> dict[str, Any]:
+    """prepare_message's work on fields given one by one (ChatStore.append)."""
     # Runs for every message written: fields left out (the usual case for all but role
     # and content) skip their checks rather than pass None through them.
-    get = fields.get
-    role = check_choice("role", get("role"), ROLES)
-    parts = get("parts")
+    role = check_choice("role", role, ROLES)
     parts = check_parts(parts) if parts is not None else []
-    content = get("content")
     if content is None:
         content = text_of_parts(parts)
     check_text("content", content)
-    usage = get("usage")
     input_tokens, output_tokens, usage = check_usage(usage) if usage is not None \
         else (0, 0, None)
-    summary = get("summary", False)
     if summary is not False and summary is not True:
         raise InvalidInput("summary", "must be True or False")
-    provider, model, finish_reason = get("provider"), get("model"), get("finish_reason")
-    cost, metadata = get("cost"), get("metadata")
     return {
         "role": role,
         "content": content,

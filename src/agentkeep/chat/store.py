@@ -44,6 +44,7 @@ from .rules import (
     decode_cursor,
     encode_cursor,
     is_plain,
+    prepare_fields,
     prepare_message,
 )
 from .search import Search
@@ -305,12 +306,12 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             InvalidInput: a field is malformed, or the parent is in another session.
             NotFound: no live session, or no such parent.
         """
-        fields = {"role": role, "content": content, "parts": parts, "provider": provider,
-                  "model": model, "finish_reason": finish_reason, "usage": usage,
-                  "cost": cost, "metadata": metadata, "summary": summary}
+        check_id("session_id", session_id)
+        prepared = prepare_fields(role, content, parts, provider, model, finish_reason, usage,
+                                  cost, metadata, summary)
         if parent_id is not _HEAD:
-            fields["parent_id"] = parent_id
-        return self.append_many(session_id, [fields])[0]
+            parent_id = check_id("parent_id", parent_id, optional=True)
+        return self._append_prepared(session_id, [prepared], parent_id)[0]
 
     def append_many(self, session_id: str, messages: Iterable[Mapping[str, Any]]
                     ) -> list[Message]:
@@ -345,6 +346,10 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         parent_id = _HEAD
         if "parent_id" in messages[0]:
             parent_id = check_id("parent_id", messages[0]["parent_id"], optional=True)
+        return self._append_prepared(session_id, prepared, parent_id)
+
+    def _append_prepared(self, session_id: str, prepared: list[dict[str, Any]],
+                         parent_id: Any) -> list[Message]:
         if parent_id is _HEAD and len(prepared) == 1 and not prepared[0]["parts"] \
                 and self._dialect == "postgresql":
             # One statement (APPEND_ONE_POSTGRES) that commits by itself.
