@@ -4,6 +4,7 @@ field, and the store it was imported into is exactly as it was, on both backends
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 
 import pytest
@@ -139,6 +140,27 @@ CASES = {
         lambda ls: [*ls[:5], b'{"kind": "\xff"}\n', *ls[6:]], lambda ls: 5, "is not UTF-8"),
     "a record after the footer": (
         lambda ls: [*ls, ls[3]], lambda ls: len(ls), "comes after the footer"),
+    "parts that are not an array (the API refuses them; readers would trip)": (
+        lambda ls: edit(ls, message(ls), row_set(parts="notalist")),
+        message, "chat.messages.parts: must be an array of parts, got a string"),
+    "a part that is not an object": (
+        lambda ls: edit(ls, message(ls), row_set(parts=[1])),
+        message, "chat.messages.parts: parts[0]: must be a dict with a 'type'"),
+    "a tool call part without a name": (
+        lambda ls: edit(ls, message(ls), row_set(parts=[{"type": "tool_call", "id": "c"}])),
+        message, "chat.messages.parts: parts[0].name: must be a string"),
+    "message metadata that is not an object": (
+        lambda ls: edit(ls, message(ls), row_set(metadata="notadict")),
+        message, "chat.messages.metadata: must be an object, got a string"),
+    "usage that is not an object": (
+        lambda ls: edit(ls, message(ls), row_set(usage="x")),
+        message, "chat.messages.usage: must be an object, got a string"),
+    "a session's generation that is not an object": (
+        lambda ls: edit(ls, session_of_first_message(ls), row_set(generation=[1, 2])),
+        session_of_first_message, "chat.sessions.generation: must be an object, got an array"),
+    "a session's metadata that is not an object": (
+        lambda ls: edit(ls, session_of_first_message(ls), row_set(metadata="x")),
+        session_of_first_message, "chat.sessions.metadata: must be an object"),
     "a record that is not an object": (
         lambda ls: [*ls[:3], b"[1, 2]\n", *ls[4:]], lambda ls: 3, "must be a JSON object"),
 }
@@ -167,3 +189,35 @@ def test_bad_file_is_refused_and_changes_nothing(stores, lines, case):
 def test_empty_file(store):
     with pytest.raises(agentkeep.InvalidInput, match=f"{NAME}:1: the file is empty"):
         import_bytes(store, b"", NAME)
+
+
+@pytest.mark.parametrize(("damage", "words"), [
+    (lambda data: data[: len(data) // 2], "the gzip data ends too soon: the file is truncated"),
+    (lambda data: data[:3] + b"\x42" + data[4:], "the gzip data is damaged"),  # flags
+    (lambda data: data[:2] + b"\x07" + data[3:], "the gzip data is damaged"),  # method
+])
+def test_damaged_gzip_is_refused_and_changes_nothing(stores, lines, damage, words):
+    target = stores.open()
+    target.settings.set("ui.existing", True)
+    before = dump(target)
+    data = damage(gzip.compress(b"".join(lines)))
+    with pytest.raises(agentkeep.InvalidInput, match=words) as caught:
+        import_bytes(target, data, NAME)
+    assert str(caught.value).startswith(f"{NAME}:")
+    assert dump(target) == before
+
+
+def test_every_shape_checked_column_exists():
+    """A misspelt SHAPES key would check nothing."""
+    from agentkeep.concerns import CONCERNS
+    from agentkeep.ops.importer import SHAPES
+    from agentkeep.ops.transfer import concern_plan
+
+    class Everything:  # the live columns of an up-to-date store: all declared ones
+        def __contains__(self, name):
+            return True
+
+    columns = {f"{spec.concern}.{spec.name}.{column.name}" for concern in CONCERNS
+               for spec in concern_plan(concern, lambda table: Everything()).tables
+               for column in spec.columns}
+    assert SHAPES and set(SHAPES) <= columns

@@ -172,3 +172,54 @@ def test_postgres_import_interrupted_while_indexing_says_it_was_committed(tmp_pa
         assert dump(b) == dump(a)
         assert {hit.message.id for hit in b.chat.search("edited question")} == \
             {hit.message.id for hit in a.chat.search("edited question")} != set()
+
+
+def test_output_that_is_not_a_regular_file_is_written_in_place(tmp_path):
+    """A FIFO (like /dev/stdout or a device) is written into, never replaced by a file; a
+    symbolic link keeps pointing at its file, which gets the export; a directory is
+    refused naming it."""
+    import stat
+    import threading
+
+    filled(tmp_path / "a")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    result = run("--home", tmp_path / "a", "export", "-o", fifo)
+    reader.join(30)
+    assert result.exit_code == 0, result.output
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert received[0].startswith(b'{"kind":"agentkeep-export"')
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".partial")]
+
+    target, link = tmp_path / "real.jsonl", tmp_path / "link.jsonl"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    result = run("--home", tmp_path / "a", "export", "-o", link)
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and target.is_file()
+    assert len(target.read_bytes().splitlines()) == len(received[0].splitlines())
+
+    result = run("--home", tmp_path / "a", "export", "-o", tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr == f"error: --output: cannot write {tmp_path}: it is a directory\n"
+
+
+def test_damaged_gzip_and_json_errors_read_well(tmp_path):
+    out = exported(tmp_path)
+    data = gzip.compress(out.read_bytes())
+    cut = tmp_path / "cut.jsonl.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    result = run("--home", tmp_path / "a", "import", cut)
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {cut}:")
+    assert result.stderr.endswith("the gzip data ends too soon: the file is truncated; "
+                                  "nothing was imported\n")
+    unterminated = tmp_path / "u.jsonl"
+    unterminated.write_bytes(out.read_bytes().splitlines(keepends=True)[0]
+                             + b'{"kind": "chat.sessions", "row": "open')
+    result = run("--home", tmp_path / "a", "import", unterminated)
+    assert result.stderr == (f"error: {unterminated}:2: is not JSON (Unterminated string "
+                             "starting at column 34)\n")

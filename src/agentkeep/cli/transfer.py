@@ -63,7 +63,8 @@ def _counts_text(counts: dict[str, int], verb: str) -> str:
     labels = {"chat.sessions": "sessions", "chat.messages": "messages",
               "chat.tool_calls": "tool calls", "chat.attachments": "attachments",
               "chat.file_versions": "file versions", "chat.blobs": "blobs",
-              "app.settings": "settings"}
+              "app.settings": "settings", "checkpoints.checkpoints": "checkpoints",
+              "checkpoints.checkpoint_writes": "checkpoint writes"}
     parts = [f"{number(counts.get(kind, 0))} {label}" for kind, label in labels.items()
              if kind in counts]
     parts += [f"{number(n)} {kind}" for kind, n in counts.items() if kind not in labels]
@@ -86,15 +87,23 @@ def _utc_if_naive(text: str) -> str:
 def _output_file(path: Path) -> Iterator[IO[bytes]]:
     """Write to a temporary name next to ``path``, renamed over it only on success.
 
-    The file is private (0600) like the store's own files: it holds the same data.
+    The file is private (0600) like the store's own files: it holds the same data. A
+    symbolic link is followed (the file it names is replaced, the link stays), and what
+    is not a regular file (``/dev/stdout``, a FIFO, a device) is written in place: a
+    rename would put a plain file where it was.
     """
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.partial")
-    if not path.parent.is_dir():
-        raise InvalidInput("--output", f"cannot write {path}: the directory {path.parent} "
-                                       "does not exist")
+    if path.is_dir():
+        raise InvalidInput("--output", f"cannot write {path}: it is a directory")
+    in_place = path.exists() and not path.is_file()  # both follow symbolic links
+    if not in_place:
+        path = Path(os.path.realpath(path))
+        if not path.parent.is_dir():
+            raise InvalidInput("--output", f"cannot write {path}: the directory "
+                                           f"{path.parent} does not exist")
+    temporary = path if in_place else path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with open(descriptor, "wb") as raw:
+        flags = os.O_WRONLY if in_place else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        with open(os.open(temporary, flags, 0o600), "wb") as raw:
             if path.suffix == ".gz":
                 with gzip.GzipFile(filename=path.stem, mode="wb", fileobj=raw,
                                    compresslevel=GZIP_LEVEL) as out:
@@ -102,11 +111,16 @@ def _output_file(path: Path) -> Iterator[IO[bytes]]:
             else:
                 yield raw
             raw.flush()
-            os.fsync(raw.fileno())
-        os.replace(temporary, path)
+            if not in_place:
+                os.fsync(raw.fileno())
+        if not in_place:
+            os.replace(temporary, path)
+    except OSError as exc:  # named after the file asked for, not the temporary one
+        raise OSError(exc.errno, exc.strerror, str(path)) from exc
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
+        if not in_place:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(temporary)
 
 
 def export(
@@ -118,8 +132,8 @@ def export(
         "--since", metavar="TIME", help="Export only sessions active since this ISO-8601 "
         "time (e.g. 2025-06-01 or 2025-06-01T12:00:00Z; UTC when no zone is given).")] = None,
     concerns: Annotated[list[str] | None, typer.Option(
-        "--concern", metavar="NAME", help="Export only this concern (chat or app; "
-        "repeatable). Default: all, or only chat with --session/--since.")] = None,
+        "--concern", metavar="NAME", help="Export only this concern (chat, app or "
+        "checkpoints; repeatable). Default: all, or only chat with --session/--since.")] = None,
     output: Annotated[str, typer.Option(
         "--output", "-o", metavar="FILE", help="Write to FILE (gzip when it ends in .gz) "
         "instead of stdout ('-').")] = "-",
@@ -162,8 +176,8 @@ def import_(
     source: Annotated[str, typer.Argument(
         metavar="FILE", help="An export file (gzip or not), or '-' for stdin.")],
     concerns: Annotated[list[str] | None, typer.Option(
-        "--concern", metavar="NAME", help="Import only this concern's records (chat or app; "
-        "repeatable). Default: all.")] = None,
+        "--concern", metavar="NAME", help="Import only this concern's records (chat, app or "
+        "checkpoints; repeatable). Default: all.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")
                        ] = False,
 ) -> None:

@@ -37,12 +37,15 @@ import json
 import os
 import stat
 import time
+import zlib
+from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
 
 from ..backend import quote_name as quote
+from ..chat.rules import check_parts
 from ..codec import check_text, dump_json, shown
 from ..concerns import CONCERNS
 from ..errors import AgentkeepError, Conflict, InvalidInput
@@ -105,8 +108,34 @@ _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 # --- values: file -> database ------------------------------------------------------------
 
-def _converter(kind: str, nullable: bool, dialect: str, careful: bool) -> Any:
-    """A function from a file value to the stored value; raises _Bad.
+def _an_object(value: Any) -> None:
+    if value.__class__ is not dict:
+        raise _Bad(f"must be an object, got {_type(value)}")
+
+
+def _parts(value: Any) -> None:
+    if value.__class__ is not list:
+        raise _Bad(f"must be an array of parts, got {_type(value)}")
+    if value:
+        try:
+            check_parts(value)
+        except InvalidInput as exc:
+            raise _Bad(f"{exc.field}: {exc.problem}") from None
+
+
+#: JSON columns whose values the API accepts only in one shape ("concern.table.column"):
+#: a file may hold nothing a reader of the store would trip over.
+SHAPES = {
+    "chat.sessions.generation": _an_object, "chat.sessions.metadata": _an_object,
+    "chat.messages.parts": _parts, "chat.messages.usage": _an_object,
+    "chat.messages.metadata": _an_object, "checkpoints.checkpoints.metadata": _an_object,
+}
+
+
+def _converter(kind: str, nullable: bool, dialect: str, careful: bool,
+               shape: Any = None) -> Any:
+    """A function from a file value to the stored value; raises _Bad. ``shape`` checks a
+    JSON value further (SHAPES).
 
     ``careful`` is for lines holding ``\\u`` escapes, the only way a NUL or a lone
     surrogate can reach a parsed string: those get the store's full text checks.
@@ -170,6 +199,8 @@ def _converter(kind: str, nullable: bool, dialect: str, careful: bool) -> Any:
             # JSON null is SQL NULL in a nullable column (the store writes None so).
             if value is None and nullable:
                 return None
+            if shape is not None:
+                shape(value)
             if careful:
                 try:
                     return dump_json("", value)
@@ -219,7 +250,8 @@ def _fast_converter(spec: TableSpec, dialect: str) -> Any:
             lines.append(f"        if not MIN <= {name} <= MAX: raise SLOW")
             lines.append(f"    elif {name} is not None or {not column.nullable}: raise SLOW")
         else:
-            helpers[f"F{i}"] = _converter(column.kind, column.nullable, dialect, False)
+            helpers[f"F{i}"] = _converter(column.kind, column.nullable, dialect, False,
+                                          SHAPES.get(f"{spec.concern}.{spec.name}.{column.name}"))
             lines.append(f"    {name} = F{i}({name})")
     lines.append(f"    return [{', '.join(names)}]")
     exec("\n".join(lines), helpers)  # noqa: S102 - generated from declared column names
@@ -258,7 +290,9 @@ class _Table:
         self.names = [c.name for c in spec.columns]
         # [0]: plain lines; [1]: lines with \u escapes (full text checks)
         self.converters = tuple(
-            [_converter(c.kind, c.nullable, dialect, careful) for c in spec.columns]
+            [_converter(c.kind, c.nullable, dialect, careful,
+                        SHAPES.get(f"{spec.concern}.{spec.name}.{c.name}"))
+             for c in spec.columns]
             for careful in (False, True))
         columns = ", ".join(quote(n) for n in self.names)
         conflict = (f" ON CONFLICT ({', '.join(map(quote, spec.key))}) DO NOTHING"
@@ -386,13 +420,27 @@ class Importer:
                 "after the import was committed, while its messages were being indexed for "
                 "search; the next search or `agentkeep optimize` indexes them") from None
 
+    def _lines(self, stream: IO[Any]) -> Iterator[Any]:
+        """The stream's lines; a damaged gzip stream is the file's fault, said as such."""
+        number = 0
+        try:
+            for line in stream:
+                number += 1
+                yield line
+        except (EOFError, zlib.error, gzip.BadGzipFile) as exc:
+            cut = isinstance(exc, EOFError)
+            raise self._error(number + 1, "", "the gzip data ends too soon: the file is "
+                              "truncated; nothing was imported" if cut else
+                              f"the gzip data is damaged ({exc}); nothing was imported"
+                              ) from None
+
     def _read(self, stream: IO[Any], total: int | None) -> None:
         self.header: dict[str, Any] | None = None
         self.footer_line = 0
         self.counts: dict[str, int] = {}
         self.records = 0
         done = number = 0
-        for number, raw in enumerate(stream, 1):
+        for number, raw in enumerate(self._lines(stream), 1):
             done += len(raw)
             if self.progress is not None and number % PROGRESS_LINES == 0:
                 self.progress(done, total)
@@ -417,8 +465,9 @@ class Importer:
             except ValueError as exc:
                 problem = getattr(exc, "msg", str(exc))
                 column = getattr(exc, "colno", None)
+                at = " column" if problem.endswith(" at") else " at column"
                 raise self._error(number, "", f"is not JSON ({problem}"
-                                  + (f" at column {column})" if column else ")")) from None
+                                  + (f"{at} {column})" if column else ")")) from None
             if record.__class__ is not dict:
                 raise self._error(number, "", f"must be a JSON object, got {_type(record)}")
             if self.header is None:
