@@ -10,6 +10,7 @@ import pytest
 
 import agentkeep
 from agentkeep.config import HOME_ENV
+from conftest import PG_URL
 
 
 def test_default_home_comes_from_environment(tmp_path, monkeypatch):
@@ -143,22 +144,33 @@ def test_one_store_shared_between_threads(store):
     assert store.chat.recount(session.id)[0] == store.chat.get_session(session.id).message_count
 
 
-def test_busy_store_raises_store_busy_after_timeout(tmp_path):
-    import sqlite3
+def test_busy_store_raises_store_busy_after_timeout(stores):
+    """A lock another connection holds longer than busy_timeout: StoreBusy, nothing
+    written, and the store works once it is free (PostgreSQL bounds row and table lock
+    waits too, with lock_timeout)."""
+    store = stores.open(busy_timeout=0.2)
+    session = store.chat.create_session()
+    if stores.backend == "sqlite":
+        import sqlite3
 
-    with agentkeep.open(tmp_path, busy_timeout=0.2) as store:
-        session = store.chat.create_session()
-        blocker = sqlite3.connect(tmp_path / "chat.db", isolation_level=None)
+        blocker = sqlite3.connect(stores.home / "chat.db", isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")
-        try:
-            with pytest.raises(agentkeep.StoreBusy, match="busy_timeout"):
-                store.chat.append(session.id, "user", "waits, then gives up")
-        finally:
-            blocker.execute("ROLLBACK")
-            blocker.close()
-        assert store.chat.get_session(session.id).message_count == 0
-        store.chat.append(session.id, "user", "works again")
-        assert store.chat.get_session(session.id).message_count == 1
+        release = lambda: blocker.execute("ROLLBACK")  # noqa: E731
+    else:
+        import psycopg
+
+        blocker = psycopg.connect(PG_URL)
+        blocker.execute(f"LOCK TABLE {stores.prefix}_chat.messages IN ACCESS EXCLUSIVE MODE")
+        release = blocker.rollback
+    try:
+        with pytest.raises(agentkeep.StoreBusy, match="busy_timeout"):
+            store.chat.append(session.id, "user", "waits, then gives up")
+    finally:
+        release()
+        blocker.close()
+    assert store.chat.get_session(session.id).message_count == 0
+    store.chat.append(session.id, "user", "works again")
+    assert store.chat.get_session(session.id).message_count == 1
 
 
 def test_postgres_url_without_the_driver_says_how_to_install_it(tmp_path):

@@ -392,3 +392,28 @@ def test_a_process_that_lost_the_race_to_create_the_store_finds_it_current(
     with agentkeep.open(target, **options) as store:
         assert store.chat.create_session(title="after the race").title == "after the race"
     assert sorted(looked) == sorted(CONCERNS * 2)
+
+
+@pytest.mark.parametrize("create", ["snapshot", "alembic"])
+def test_a_postgres_migration_waits_for_another_beyond_busy_timeout(prefixes, monkeypatch,
+                                                                    create):
+    """Another process's migration (its advisory lock) may take longer than the store's
+    busy_timeout: opening waits for it (migration_lock_timeout), not StoreBusy."""
+    import threading
+
+    import psycopg
+
+    if create == "alembic":
+        monkeypatch.setattr(snapshot, "create_from_snapshot", lambda backend, concern: False)
+    prefix = prefixes()
+    holder = psycopg.connect(PG_URL)
+    holder.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+                   (f"agentkeep-migrate:{prefix}_chat",))
+    timer = threading.Timer(1.0, holder.rollback)
+    timer.start()
+    try:
+        with agentkeep.open(PG_URL, schema_prefix=prefix, busy_timeout=0.2) as store:
+            assert store.chat.create_session().message_count == 0
+    finally:
+        timer.join()
+        holder.close()

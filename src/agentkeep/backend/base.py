@@ -23,6 +23,11 @@ def quote_name(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def postgres_lock_timeout(seconds: float) -> str:
+    """PostgreSQL's lock_timeout for a wait of ``seconds`` (0 there would mean forever)."""
+    return f"{max(1, round(seconds * 1000))}ms"
+
+
 class Connection:
     """A driver connection with the four calls the stores need. Rows are tuples."""
 

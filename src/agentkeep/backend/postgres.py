@@ -23,7 +23,7 @@ from ..errors import (
     StoreBusy,
     StoreUnavailable,
 )
-from .base import Backend, Connection
+from .base import Backend, Connection, postgres_lock_timeout
 
 CONNECT_TIMEOUT = 10
 
@@ -110,7 +110,9 @@ class PostgresBackend(Backend):
                         "connect_timeout": CONNECT_TIMEOUT,
                         # Named so that restore (and DBAs) can find the app's connections.
                         "application_name": f"agentkeep {config.schema_prefix}",
-                        "options": f"-c search_path={schema}"})
+                        # Every lock wait bounded as on SQLite (then StoreBusy).
+                        "options": f"-c search_path={schema} -c lock_timeout="
+                                   f"{postgres_lock_timeout(config.busy_timeout)}"})
             pool.open(wait=False)
             self._pools[concern] = pool
 
@@ -228,6 +230,9 @@ class PostgresBackend(Backend):
         where = self.location(concern)
         if isinstance(exc, psycopg.IntegrityError):
             return Conflict(f"{where}: {text}")
+        if isinstance(exc, pg_errors.LockNotAvailable) and "lock timeout" in text:
+            return StoreBusy(f"{where}: a lock another transaction held was not free within "
+                             f"{self.config.busy_timeout:g} s (busy_timeout); retry later")
         if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected,
                             pg_errors.SerializationFailure, pg_errors.QueryCanceled)):
             return StoreBusy(f"{where}: {text}")

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..backend import Backend, quote_name
+from ..backend.base import postgres_lock_timeout
 from ..config import StoreConfig
 from ..errors import SchemaOutOfDate, StoreCorrupt
 
@@ -33,10 +34,13 @@ def migration_lock_timeout(config: StoreConfig) -> float:
     return max(config.busy_timeout, MIGRATION_LOCK_TIMEOUT)
 
 
-def lock_postgres_schema(execute: Callable[..., Any], schema: str) -> None:
+def lock_postgres_schema(execute: Callable[..., Any], schema: str, timeout: float) -> None:
     """Inside a transaction: take the schema's migration lock (an advisory lock held to
     the end of the transaction), create the schema if need be and put it on the
-    transaction's search path. ``execute`` runs driver SQL (``%s`` parameters)."""
+    transaction's search path. Every lock wait of the transaction, this one included, is
+    bounded by ``timeout`` seconds (then StoreBusy). ``execute`` runs driver SQL (``%s``
+    parameters)."""
+    execute("SELECT set_config('lock_timeout', %s, true)", (postgres_lock_timeout(timeout),))
     execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"agentkeep-migrate:{schema}",))
     execute(f"CREATE SCHEMA IF NOT EXISTS {quote_name(schema)}")
     execute(f"SET LOCAL search_path TO {quote_name(schema)}")

@@ -101,7 +101,8 @@ def locked_connection(backend: Backend, concern: str, *, lock: bool = True
             if backend.dialect == "postgresql":
                 schema = backend.schema(concern)  # type: ignore[attr-defined]
                 if lock:
-                    lock_postgres_schema(conn.exec_driver_sql, schema)
+                    lock_postgres_schema(conn.exec_driver_sql, schema,
+                                         migration_lock_timeout(backend.config))
                 else:
                     conn.exec_driver_sql(f"SET LOCAL search_path TO {quote_name(schema)}")
             yield conn

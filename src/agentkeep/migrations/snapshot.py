@@ -59,7 +59,8 @@ SCHEMA_MARKER = "__agentkeep_schema__"
 # other statement (a SELECT that could change state) stops the recording.
 _KEPT = ("CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE", "COMMENT", "DO",
          "GRANT", "REVOKE")
-_SKIPPED = ("SELECT pg_advisory_xact_lock(", "CREATE SCHEMA IF NOT EXISTS ",
+_SKIPPED = ("SELECT set_config('lock_timeout', ", "SELECT pg_advisory_xact_lock(",
+            "CREATE SCHEMA IF NOT EXISTS ",
             "SET LOCAL search_path TO ", "SELECT pg_catalog.")
 
 
@@ -215,7 +216,8 @@ def _create_postgres(backend: Backend, concern: str, statements: list[str]) -> b
     quoted = quote_name(schema)
     try:
         with backend.write(concern) as conn:
-            lock_postgres_schema(conn.raw.execute, schema)  # as Alembic's runs do
+            lock_postgres_schema(conn.raw.execute, schema,  # as Alembic's runs do
+                                 migration_lock_timeout(backend.config))
             if conn.one(POSTGRES_TABLES) is not None:
                 return False
             # One round trip: a client-side cursor sends several statements as one query.
