@@ -41,6 +41,14 @@ def test_directory_path_that_is_a_file(tmp_path):
     assert target.read_text() == "not a directory"
 
 
+def test_database_file_that_is_a_directory(tmp_path):
+    home = tmp_path / "store"
+    (home / "chat.db").mkdir(parents=True)
+    with pytest.raises(agentkeep.StoreUnavailable, match=r"chat.db: .* \(it is a directory"):
+        agentkeep.open(home)
+    assert (home / "chat.db").is_dir()
+
+
 def test_database_file_that_is_not_sqlite(tmp_path):
     home = tmp_path / "store"
     home.mkdir()

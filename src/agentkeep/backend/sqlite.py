@@ -45,10 +45,10 @@ PRAGMAS = (
 
 def prepare_home(home: Path) -> None:
     """Create the home directory (0700) or fail clearly if it cannot be one."""
-    if home.exists() and not home.is_dir():
-        raise StoreUnavailable(f"{home} is a file, not a directory; "
-                               "give agentkeep a directory for its store")
-    try:
+    try:  # exists() raises PermissionError when a parent directory cannot be searched
+        if home.exists() and not home.is_dir():
+            raise StoreUnavailable(f"{home} is a file, not a directory; "
+                                   "give agentkeep a directory for its store")
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreUnavailable(f"cannot create the store directory {home}: "
@@ -176,8 +176,14 @@ class SqliteBackend(Backend):
                                             "full", "read-only")):
             # SQLite says "unable to open database file" for a read-only directory (it
             # cannot create the -wal and -shm files): say what the user can fix.
+            if path.is_dir():
+                return StoreUnavailable(f"{path}: {text} (it is a directory, not a database "
+                                        "file)")
             if not os.access(self.home, os.W_OK):
                 return StoreUnavailable(f"{path}: {text} (the store directory {self.home} "
-                                        "is read-only)")
+                                        "is read-only; SQLite needs to write its -wal and "
+                                        "-shm files there even to read)")
+            if path.exists() and not os.access(path, os.W_OK):
+                return StoreUnavailable(f"{path}: {text} (the file is read-only)")
             return StoreUnavailable(f"{path}: {text}")
         return AgentkeepError(f"{path}: {text}")

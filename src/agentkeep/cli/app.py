@@ -26,7 +26,7 @@ from typer.core import TyperGroup
 from .. import __version__
 from ..concerns import CONCERNS
 from ..config import StoreConfig, is_postgres_url, resolve
-from ..errors import NotFound
+from ..errors import NotFound, StoreUnavailable
 from .errors import FAILURE, USAGE, classify, print_traceback, report
 
 try:  # typer >= 0.20 vendors its own copy of click
@@ -171,9 +171,13 @@ def store_exists(config: StoreConfig) -> bool:
     creating anything."""
     if config.home is not None:
         home = config.home
-        if home.exists() and not home.is_dir():
-            return True  # opening it fails with the library's clear "is a file" error
-        return any((home / f"{concern}.db").exists() for concern in CONCERNS)
+        try:  # exists() raises PermissionError when a parent cannot be searched
+            if home.exists() and not home.is_dir():
+                return True  # opening it fails with the library's clear "is a file" error
+            return any((home / f"{concern}.db").exists() for concern in CONCERNS)
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read the store directory {home}: "
+                                   f"{exc.strerror or exc}") from exc
     from ..backend import create_backend
 
     backend = create_backend(config, CONCERNS)
