@@ -8,7 +8,10 @@ does any other combination of those options.
 
 from __future__ import annotations
 
+import os
 import shlex
+import shutil
+import sys
 import time
 from datetime import datetime
 from typing import Annotated, Any
@@ -55,9 +58,20 @@ def _generate(store: Any, sessions: int, messages_per_session: int, seed: int) -
                         seed=seed, progress=lambda done, _: progress.update(task, completed=done))
 
 
+def _program() -> str:
+    """How to run this agentkeep again: the path it was started by (``.venv/bin/agentkeep``,
+    as the README runs it) when another or no ``agentkeep`` is on PATH."""
+    invoked = sys.argv[0]
+    if os.path.basename(invoked) == "agentkeep" and os.sep in invoked:
+        found = shutil.which("agentkeep")
+        if found is None or os.path.realpath(found) != os.path.realpath(invoked):
+            return invoked
+    return "agentkeep"
+
+
 def _command_prefix(state: State) -> str:
     """``agentkeep`` plus the global options in use, for the hints printed at the end."""
-    words = ["agentkeep"]
+    words = [_program()]
     if state.home is not None:
         words += ["--home", str(state.home)]
     if state.url is not None:

@@ -177,8 +177,9 @@ def _check_target(concern: str, target: str, *, direction: str) -> str:
     allowed = {"head"} if direction == "upgrade" else {"base", "-1"}
     if target in allowed or target in known:
         return target
+    named = ["head"] if direction == "upgrade" else ["base", "-1 (one step down)"]
     raise InvalidInput("to", f"{target!r} is not a {concern} revision; known: "
-                             f"{', '.join(sorted(allowed) + list(known))}")
+                             f"{', '.join(named + list(known))}")
 
 
 def upgrade(backend: Backend, concern: str, target: str = "head") -> None:
