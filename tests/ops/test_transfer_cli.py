@@ -223,3 +223,33 @@ def test_damaged_gzip_and_json_errors_read_well(tmp_path):
     result = run("--home", tmp_path / "a", "import", unterminated)
     assert result.stderr == (f"error: {unterminated}:2: is not JSON (Unterminated string "
                              "starting at column 34)\n")
+
+
+def test_output_to_dev_stdout_is_written_as_stdout(tmp_path):
+    """`-o /dev/stdout` into a file opened for appending keeps what the file held and
+    puts the summary on stderr (a rename would have replaced the file); a name under
+    /dev that leads to a regular file other than stdout is refused."""
+    import subprocess
+    import sys
+
+    filled(tmp_path / "a")
+    log = tmp_path / "log"
+    log.write_text("precious\n")
+    command = [sys.executable, "-m", "agentkeep.cli", "--home", str(tmp_path / "a"),
+               "export", "-o"]
+    with open(log, "ab") as appended:
+        done = subprocess.run([*command, "/dev/stdout"], stdout=appended,
+                              stderr=subprocess.PIPE, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.startswith("Exported ") and "to stdout" in done.stderr
+    lines = log.read_bytes().splitlines(keepends=True)
+    assert lines[0] == b"precious\n" and lines[1].startswith(b'{"kind":"agentkeep-export"')
+    assert run("--home", tmp_path / "b", "import", "-", input=b"".join(lines[1:])
+               ).exit_code == 0
+    with open(log, "ab") as appended:
+        done = subprocess.run([*command, "/dev/stderr"], stdout=subprocess.PIPE,
+                              stderr=appended, timeout=120)
+    assert done.returncode == 2
+    assert log.read_bytes().splitlines()[-1].startswith(
+        b"error: --output: cannot write /dev/stderr: it leads to the file ")
+    assert len(log.read_bytes().splitlines()) == len(lines) + 1

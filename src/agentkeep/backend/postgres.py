@@ -23,6 +23,7 @@ from ..errors import (
     StoreBusy,
     StoreUnavailable,
 )
+from ..migrations import migration_lock_timeout
 from .base import Backend, Connection, postgres_lock_timeout
 
 CONNECT_TIMEOUT = 10
@@ -230,9 +231,11 @@ class PostgresBackend(Backend):
         where = self.location(concern)
         if isinstance(exc, psycopg.IntegrityError):
             return Conflict(f"{where}: {text}")
-        if isinstance(exc, pg_errors.LockNotAvailable) and "lock timeout" in text:
-            return StoreBusy(f"{where}: a lock another transaction held was not free within "
-                             f"{self.config.busy_timeout:g} s (busy_timeout); retry later")
+        if isinstance(exc, pg_errors.LockNotAvailable):  # lock_timeout (agentkeep has no NOWAIT)
+            return StoreBusy(f"{where}: a lock another transaction held was not free in time "
+                             f"({self.config.busy_timeout:g} s, busy_timeout; "
+                             f"{migration_lock_timeout(self.config):g} s while migrating); "
+                             "retry later")
         if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected,
                             pg_errors.SerializationFailure, pg_errors.QueryCanceled)):
             return StoreBusy(f"{where}: {text}")

@@ -45,13 +45,14 @@ PRAGMAS = (
 
 def prepare_home(home: Path) -> None:
     """Create the home directory (0700) or fail clearly if it cannot be one."""
-    try:  # exists() raises PermissionError when a parent directory cannot be searched
-        if home.exists() and not home.is_dir():
-            raise StoreUnavailable(f"{home} is a file, not a directory; "
-                                   "give agentkeep a directory for its store")
+    # os.path's tests answer False where Path's raise (a parent that cannot be searched)
+    if os.path.exists(home) and not os.path.isdir(home):
+        raise StoreUnavailable(f"{home} is a file, not a directory; "
+                               "give agentkeep a directory for its store")
+    try:
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
-        raise StoreUnavailable(f"cannot create the store directory {home}: "
+        raise StoreUnavailable(f"cannot create or enter the store directory {home}: "
                                f"{exc.strerror or exc}") from exc
 
 
@@ -117,7 +118,7 @@ class SqliteBackend(Backend):
 
     def connect(self, concern: str) -> sqlite3.Connection:
         path = self.path(concern)
-        if not path.exists():
+        if not os.path.exists(path):
             create_private_file(path)
         raw = sqlite3.connect(path, timeout=self.config.busy_timeout, isolation_level=None,
                               check_same_thread=False, cached_statements=256)
@@ -176,14 +177,14 @@ class SqliteBackend(Backend):
                                             "full", "read-only")):
             # SQLite says "unable to open database file" for a read-only directory (it
             # cannot create the -wal and -shm files): say what the user can fix.
-            if path.is_dir():
+            if os.path.isdir(path):
                 return StoreUnavailable(f"{path}: {text} (it is a directory, not a database "
                                         "file)")
             if not os.access(self.home, os.W_OK):
                 return StoreUnavailable(f"{path}: {text} (the store directory {self.home} "
                                         "is read-only; SQLite needs to write its -wal and "
                                         "-shm files there even to read)")
-            if path.exists() and not os.access(path, os.W_OK):
+            if os.path.exists(path) and not os.access(path, os.W_OK):
                 return StoreUnavailable(f"{path}: {text} (the file is read-only)")
             return StoreUnavailable(f"{path}: {text}")
         return AgentkeepError(f"{path}: {text}")

@@ -83,28 +83,49 @@ def _utc_if_naive(text: str) -> str:
     return text
 
 
+def _is_stdout(output: str) -> bool:
+    """Whether ``output`` names this process's standard output (``/dev/stdout``,
+    ``/proc/self/fd/1``): then the export is written as with ``-``."""
+    try:
+        named, stdout = os.stat(output), os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is both
+        return False
+    return (named.st_dev, named.st_ino) == (stdout.st_dev, stdout.st_ino)
+
+
 @contextlib.contextmanager
-def _output_file(path: Path) -> Iterator[IO[bytes]]:
-    """Write to a temporary name next to ``path``, renamed over it only on success.
+def _output_file(given: str) -> Iterator[IO[bytes]]:
+    """Write to a temporary name next to the file ``given`` names, renamed over it only
+    on success.
 
     The file is private (0600) like the store's own files: it holds the same data. A
-    symbolic link is followed (the file it names is replaced, the link stays), and what
-    is not a regular file (``/dev/stdout``, a FIFO, a device) is written in place: a
-    rename would put a plain file where it was.
+    symbolic link is followed (the file it names is replaced, the link stays). What is
+    not a regular file (a FIFO, a device) is written in place: a rename would put a plain
+    file where it was. A name under /dev or /proc that leads to a regular file (another
+    process's or descriptor's file) is refused: neither replacing nor overwriting it is
+    what was meant.
     """
+    path = Path(given)
     if path.is_dir():
-        raise InvalidInput("--output", f"cannot write {path}: it is a directory")
+        raise InvalidInput("--output", f"cannot write {given}: it is a directory")
+    if given.endswith(os.sep):
+        raise InvalidInput("--output", f"cannot write {given}: a file name cannot end "
+                                       f"with {os.sep}")
     in_place = path.exists() and not path.is_file()  # both follow symbolic links
+    if not in_place and given.startswith(("/dev/", "/proc/")) and path.exists():
+        raise InvalidInput("--output", f"cannot write {given}: it leads to the file "
+                                       f"{os.path.realpath(path)}; give that file's own "
+                                       "name, or '-' for stdout")
     if not in_place:
         path = Path(os.path.realpath(path))
         if not path.parent.is_dir():
-            raise InvalidInput("--output", f"cannot write {path}: the directory "
+            raise InvalidInput("--output", f"cannot write {given}: the directory "
                                            f"{path.parent} does not exist")
     temporary = path if in_place else path.with_name(f".{path.name}.{os.getpid()}.partial")
     try:
         flags = os.O_WRONLY if in_place else os.O_WRONLY | os.O_CREAT | os.O_TRUNC
         with open(os.open(temporary, flags, 0o600), "wb") as raw:
-            if path.suffix == ".gz":
+            if given.endswith(".gz"):
                 with gzip.GzipFile(filename=path.stem, mode="wb", fileobj=raw,
                                    compresslevel=GZIP_LEVEL) as out:
                     yield out
@@ -115,8 +136,10 @@ def _output_file(path: Path) -> Iterator[IO[bytes]]:
                 os.fsync(raw.fileno())
         if not in_place:
             os.replace(temporary, path)
-    except OSError as exc:  # named after the file asked for, not the temporary one
-        raise OSError(exc.errno, exc.strerror, str(path)) from exc
+    except OSError as exc:  # named as asked for, not after the temporary file
+        if exc.strerror is None:
+            raise
+        raise OSError(exc.errno, exc.strerror, given) from exc
     finally:
         if not in_place:
             with contextlib.suppress(FileNotFoundError):
@@ -145,7 +168,7 @@ def export(
     from ..ops.transfer import export_store
 
     since_value = None if since is None else _utc_if_naive(since.strip())
-    to_stdout = output == "-"
+    to_stdout = output == "-" or _is_stdout(output)
     with get_state(ctx).open() as store:
         show = not to_stdout or not sys.stdout.isatty()
         with _progress("exporting", in_bytes=False, show=show) as progress:
@@ -154,7 +177,7 @@ def export(
                 summary = export_store(store, out, session_ids=sessions, since=since_value,
                                        concerns=concerns, progress=progress)
             else:
-                with _output_file(Path(output)) as out:
+                with _output_file(output) as out:
                     summary = export_store(store, out, session_ids=sessions,
                                            since=since_value, concerns=concerns,
                                            progress=progress)
