@@ -41,6 +41,14 @@ def test_directory_path_that_is_a_file(tmp_path):
     assert target.read_text() == "not a directory"
 
 
+def test_directory_path_under_a_file(tmp_path):
+    (tmp_path / "file").write_text("not a directory")
+    target = tmp_path / "file" / "store"
+    with pytest.raises(agentkeep.StoreUnavailable,
+                       match=f"cannot create or enter the store directory {target}"):
+        agentkeep.open(target)
+
+
 def test_database_file_that_is_a_directory(tmp_path):
     home = tmp_path / "store"
     (home / "chat.db").mkdir(parents=True)
