@@ -236,8 +236,8 @@ class PostgresBackend(Backend):
                              f"({self.config.busy_timeout:g} s, busy_timeout; "
                              f"{migration_lock_timeout(self.config):g} s while migrating); "
                              "retry later")
-        if isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected,
-                            pg_errors.SerializationFailure, pg_errors.QueryCanceled)):
+        if isinstance(exc, (pg_errors.DeadlockDetected, pg_errors.SerializationFailure,
+                            pg_errors.QueryCanceled)):
             return StoreBusy(f"{where}: {text}")
         if isinstance(exc, pg_errors.ReadOnlySqlTransaction):
             return StoreUnavailable(f"{where} is read-only: {text}")
