@@ -60,10 +60,13 @@ def test_tool_call_lists_honour_their_limit(store):
 
 @pytest.mark.parametrize("stores", ["postgres"], indirect=True)
 def test_last_n_of_a_long_session_keeps_a_generic_plan(store, long_session):
-    """With `LIMIT $n` a prepared statement's generic plan assumes a tenth of a long
-    session's rows, so the server planned the read anew on every call; with the limit
-    written into the statement it keeps the generic plan (pg_prepared_statements)."""
+    """A prepared statement whose plan the server judged by the session it reads (a long
+    one among many short ones) or by a `LIMIT $n` (a tenth of the rows) was planned anew
+    on every call; the last-N read keeps its generic plan (pg_prepared_statements)."""
     session_id, contents = long_session
+    for _ in range(30):
+        short = store.chat.create_session().id
+        store.chat.append_many(short, [{"role": "user", "content": "hi"}] * 3)
     with store._backend.read("chat") as conn:
         conn.run("ANALYZE messages")
         conn.run("ANALYZE sessions")
@@ -74,6 +77,6 @@ def test_last_n_of_a_long_session_keeps_a_generic_plan(store, long_session):
         with store._backend.read("chat") as conn:
             plans = conn.all("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
                              "WHERE statement LIKE '%ORDER BY m.seq DESC LIMIT 50'")
-    assert plans, "the last-50 read was not prepared with its limit"
+    assert len(plans) == 1, plans
     generic, custom = plans[0]
     assert generic >= 6 and custom <= 5, plans

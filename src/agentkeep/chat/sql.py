@@ -225,11 +225,18 @@ SESSION_MESSAGES = _reading_messages(
 # A linear session (every message on the head's path) reads its history straight off the
 # (session_id, seq) index; seq = depth + 1 there.
 # The common read, the newest N of a live linear session, in one statement: no rows means
-# "not that case" and the general path runs.
+# "not that case" and the general path runs. The session is checked in a scalar subquery,
+# not a join: PostgreSQL's planner cannot see which session the index scan is for, so a
+# prepared statement's generic plan is costed like a custom one and kept. With a join, a
+# session much longer than the average made the server plan the read anew on every call
+# (~0.15 ms here, more than running it). SQLite runs both forms alike.
+LIVE_LINEAR_SESSION = (
+    "(SELECT s.id FROM sessions s WHERE s.id = ? AND s.status <> 'deleted' "
+    "AND s.head_depth + 1 = s.message_count)"
+)
 RECENT_LINEAR = _reading_messages(
-    "SELECT {message_columns} FROM sessions s JOIN messages m ON m.session_id = s.id "
-    "WHERE s.id = ? AND s.status <> 'deleted' AND s.head_depth + 1 = s.message_count "
-    "ORDER BY m.seq DESC LIMIT ?"
+    "SELECT {message_columns} FROM messages m WHERE m.session_id = "
+    f"{LIVE_LINEAR_SESSION} ORDER BY m.seq DESC LIMIT ?"
 )
 LINEAR_HISTORY_NEWEST = _reading_messages(
     "SELECT {message_columns} FROM messages m WHERE m.session_id = ? AND m.seq >= ? "

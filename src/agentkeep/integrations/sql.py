@@ -9,17 +9,19 @@ copy, is read through ``history()``). Reading two columns instead of the 17 reco
 
 from __future__ import annotations
 
+from ..chat.sql import LIVE_LINEAR_SESSION
+
 # The newest N messages of a live linear session (every message on the active branch),
 # newest first, off the (session_id, seq) index. No rows means "not that case" (absent,
 # deleted, empty or branched): the caller falls back to ChatStore.history().
+# The session is found as in chat's RECENT_LINEAR (a subquery, so PostgreSQL keeps the
+# generic plan of the prepared statement).
 RECENT_LINEAR = (
-    "SELECT m.content, m.metadata FROM sessions s JOIN messages m ON m.session_id = s.id "
-    "WHERE s.id = ? AND s.status <> 'deleted' AND s.head_depth + 1 = s.message_count "
+    f"SELECT m.content, m.metadata FROM messages m WHERE m.session_id = {LIVE_LINEAR_SESSION} "
     "ORDER BY m.seq DESC LIMIT ?"
 )
 # Every message of a live linear session, oldest first (the same, without reversing).
 ALL_LINEAR = (
-    "SELECT m.content, m.metadata FROM sessions s JOIN messages m ON m.session_id = s.id "
-    "WHERE s.id = ? AND s.status <> 'deleted' AND s.head_depth + 1 = s.message_count "
+    f"SELECT m.content, m.metadata FROM messages m WHERE m.session_id = {LIVE_LINEAR_SESSION} "
     "ORDER BY m.seq"
 )
