@@ -1,27 +1,32 @@
-"""Reads with a limit: exact on both sides of the PostgreSQL inline-limit boundary, and on
-PostgreSQL a long session's last-N read keeps its prepared generic plan."""
+"""The newest-N read: exact windows on both backends; on PostgreSQL the plan the server
+keeps for it reads N rows off the index, and a long session among short ones does not
+make the server plan it anew on every call."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from agentkeep.backend.postgres import INLINE_LIMIT
+LENGTH = 120
+AROUND = (1, 2, 49, 50, 51, LENGTH - 1, LENGTH, 5 * LENGTH)
+LAST_N = "%ORDER BY m.seq DESC LIMIT $2"
 
-LENGTH = INLINE_LIMIT + 3
-AROUND = (1, 2, INLINE_LIMIT - 1, INLINE_LIMIT, INLINE_LIMIT + 1, LENGTH, 5 * LENGTH)
 
-
-@pytest.fixture
-def long_session(store):
+def long_session(store, length: int = LENGTH, size: int = 0) -> tuple[str, list[str]]:
+    """A session of ``length`` messages, each about ``size`` characters longer."""
     session = store.chat.create_session()
-    messages = store.chat.append_many(session.id, [
-        {"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"}
-        for i in range(LENGTH)])
-    return session.id, [m.content for m in messages]
+    padding = "x" * size
+    contents = [f"m{i} {padding}" for i in range(length)]
+    for start in range(0, length, 500):
+        store.chat.append_many(session.id, [
+            {"role": "user" if i % 2 == 0 else "assistant", "content": text}
+            for i, text in enumerate(contents[start:start + 500], start)])
+    return session.id, contents
 
 
-def test_history_limits_are_exact_around_the_inline_boundary(store, long_session):
-    session_id, contents = long_session
+def test_newest_and_oldest_windows_are_exact(store):
+    session_id, contents = long_session(store)
     middle = store.chat.history(session_id)[LENGTH // 2].id
     for n in AROUND:
         assert [m.content for m in store.chat.history(session_id, last=n)] == contents[-n:], n
@@ -32,51 +37,64 @@ def test_history_limits_are_exact_around_the_inline_boundary(store, long_session
         assert [m.content for m in after] == contents[LENGTH // 2 + 1:][:n], n
 
 
-def test_session_pages_are_exact_around_the_inline_boundary(store):
-    created = {store.chat.create_session(title=f"s{i}").id for i in range(INLINE_LIMIT + 2)}
-    for limit in (INLINE_LIMIT - 1, INLINE_LIMIT, INLINE_LIMIT + 1):
-        seen, cursor, pages = [], None, 0
-        while True:
-            page = store.chat.list_sessions(limit=limit, cursor=cursor)
-            seen += [s.id for s in page.items]
-            pages += 1
-            if page.next_cursor is None:
-                break
-            cursor = page.next_cursor
-        assert len(seen) == len(set(seen)) and set(seen) == created, limit
-        assert pages == -(-len(created) // limit), limit
+def _read_last_50(store, session_id: str, contents: list[str]) -> tuple[int, int, list]:
+    """Read the last 50 twelve times on one connection; (generic plans, custom plans,
+    [(node, actual rows)] of the plan the server uses now) of the last-N statement."""
+    with store.chat.transaction():  # one pooled connection for the reads and the checks
+        for _ in range(12):
+            got = store.chat.history(session_id, last=50)
+            assert [m.content for m in got] == contents[-50:]
+        with store._backend.read("chat") as conn:
+            (name, generic, custom), = conn.all(
+                "SELECT name, generic_plans, custom_plans FROM pg_prepared_statements "
+                "WHERE statement LIKE ?", (LAST_N,))
+            (plan,), = conn.all(  # the id is a UUID: safe to write into the statement
+                f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE {name}('{session_id}', 50)")
+    plan = json.loads(plan) if isinstance(plan, str) else plan
+
+    def nodes(node):
+        yield node
+        for child in node.get("Plans", ()):
+            yield from nodes(child)
+
+    scans = [(node["Node Type"], node["Actual Rows"]) for node in nodes(plan[0]["Plan"])
+             if node.get("Relation Name") == "messages" or "Bitmap" in node["Node Type"]]
+    return generic, custom, scans
 
 
-def test_tool_call_lists_honour_their_limit(store):
-    session = store.chat.create_session()
-    store.chat.append_many(session.id, [
-        {"role": "assistant", "content": "",
-         "parts": [{"type": "tool_call", "id": f"c{i}", "name": "ls", "arguments": {}}]}
-        for i in range(5)])
-    assert len(store.chat.tool_calls(session.id, limit=3)) == 3
-    assert len(store.chat.tool_calls(session.id, limit=5)) == 5
-    assert len(store.chat.tool_calls(session.id, limit=INLINE_LIMIT + 1)) == 5
+def _short_sessions(store, count: int) -> None:
+    for _ in range(count):
+        store.chat.append_many(store.chat.create_session().id,
+                               [{"role": "user", "content": "hi"}] * 10)
 
 
 @pytest.mark.parametrize("stores", ["postgres"], indirect=True)
-def test_last_n_of_a_long_session_keeps_a_generic_plan(store, long_session):
-    """A prepared statement whose plan the server judged by the session it reads (a long
-    one among many short ones) or by a `LIMIT $n` (a tenth of the rows) was planned anew
-    on every call; the last-N read keeps its generic plan (pg_prepared_statements)."""
-    session_id, contents = long_session
-    for _ in range(30):
-        short = store.chat.create_session().id
-        store.chat.append_many(short, [{"role": "user", "content": "hi"}] * 3)
+def test_a_long_session_among_short_ones_keeps_a_generic_plan(store):
+    """Joined to the session row, the read of a session far longer than the average got
+    a custom plan that looked cheaper than the generic one, so the server planned it
+    anew on every call; found in a subquery, the session is not seen by the planner."""
+    session_id, contents = long_session(store, 5_000, size=480)  # long enough for the old
+    _short_sessions(store, 40)                                     # join to be re-planned
     with store._backend.read("chat") as conn:
         conn.run("ANALYZE messages")
         conn.run("ANALYZE sessions")
-    with store.chat.transaction():  # one connection for the reads and the check
-        for _ in range(12):
-            assert [m.content for m in store.chat.history(session_id, last=50)] == \
-                contents[-50:]
+    generic, custom, scans = _read_last_50(store, session_id, contents)
+    assert generic >= 6 and custom <= 5, (generic, custom)
+    assert scans == [("Index Scan", 50)], scans
+
+
+@pytest.mark.parametrize("stores", ["postgres"], indirect=True)
+@pytest.mark.parametrize("analyzed", [False, True])
+def test_the_kept_plan_reads_n_rows_of_a_long_session(store, analyzed):
+    """Whatever the server assumes about a session's length (no statistics yet, or an
+    average session far shorter than this one), the plan it keeps walks the index back
+    and stops after 50 rows: a plan made for short sessions (read them whole, then sort)
+    would read all of a long one on every call."""
+    session_id, contents = long_session(store, 3_000)
+    _short_sessions(store, 60)
+    if analyzed:
         with store._backend.read("chat") as conn:
-            plans = conn.all("SELECT generic_plans, custom_plans FROM pg_prepared_statements "
-                             "WHERE statement LIKE '%ORDER BY m.seq DESC LIMIT 50'")
-    assert len(plans) == 1, plans
-    generic, custom = plans[0]
-    assert generic >= 6 and custom <= 5, plans
+            conn.run("ANALYZE messages")
+            conn.run("ANALYZE sessions")
+    _, _, scans = _read_last_50(store, session_id, contents)
+    assert scans == [("Index Scan", 50)], scans

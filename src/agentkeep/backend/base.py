@@ -29,7 +29,7 @@ def postgres_lock_timeout(seconds: float) -> str:
 
 
 class Connection:
-    """A driver connection with the calls the stores need. Rows are tuples."""
+    """A driver connection with the four calls the stores need. Rows are tuples."""
 
     __slots__ = ("raw",)
 
@@ -47,10 +47,6 @@ class Connection:
 
     def many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         self.raw.executemany(sql, rows)
-
-    def limited(self, sql: str, params: Sequence[Any], limit: int) -> list[tuple]:
-        """The rows of ``sql``, whose last placeholder is its ``LIMIT ?``, at most ``limit``."""
-        return self.raw.execute(sql, (*params, limit)).fetchall()
 
 
 class Frame:

@@ -34,20 +34,6 @@ def to_psycopg(sql: str) -> str:
     return sql.replace("%", "%%").replace("?", "%s")
 
 
-# LIMITs up to this are written into the statement (see PostgresConnection.limited).
-INLINE_LIMIT = 1000
-
-
-@functools.lru_cache(maxsize=1024)
-def with_inline_limit(sql: str, limit: int) -> str:
-    """``sql`` for psycopg with its last placeholder, ``LIMIT ?``, replaced by ``limit``."""
-    at = sql.rindex("LIMIT ?")
-    if "?" in sql[at + 7:]:
-        raise ValueError(f"LIMIT ? is not the last placeholder of {sql!r}")
-    inlined = f"{sql[:at]}LIMIT {int(limit)}{sql[at + 7:]}"
-    return inlined.replace("%", "%%").replace("?", "%s")  # as to_psycopg, not cached twice
-
-
 class PostgresConnection(Connection):
     __slots__ = ()
 
@@ -59,16 +45,6 @@ class PostgresConnection(Connection):
 
     def run(self, sql, params=()):
         return self.raw.execute(to_psycopg(sql), params).rowcount
-
-    def limited(self, sql, params, limit):
-        # A prepared statement's generic plan assumes that ``LIMIT $n`` returns a tenth of
-        # the rows, so on a long session the server keeps planning the statement anew on
-        # every call (~0.1-0.15 ms here, a third of reading the last 50 messages of a
-        # 20,000-message session). With the number in the text the generic plan is cheap
-        # and kept. Small limits only: each distinct one is a prepared statement.
-        if 0 < limit <= INLINE_LIMIT:
-            return self.raw.execute(with_inline_limit(sql, limit), params).fetchall()
-        return self.raw.execute(to_psycopg(sql), (*params, limit)).fetchall()
 
     def many(self, sql, rows):
         with self.raw.cursor() as cursor:

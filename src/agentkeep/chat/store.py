@@ -222,7 +222,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         limit = check_limit("limit", limit, optional=False, maximum=10_000)
         query = sql.LIST_SESSIONS.format(where=" AND ".join(clauses))
         with self._read() as conn:
-            rows = conn.limited(query, params, limit + 1)
+            rows = conn.all(query, (*params, limit + 1))
         items = [Session(row) for row in rows[:limit]]
         next_cursor = None
         if len(rows) > limit:
@@ -491,7 +491,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         check_flag("since_summary", since_summary)
         with self._read() as conn:
             if last is not None and before is None and after is None and not since_summary:
-                rows = conn.limited(sql.RECENT_LINEAR[self._dialect], (session_id,), last)
+                rows = conn.all(sql.RECENT_LINEAR[self._dialect], (session_id, last))
                 if rows:
                     rows.reverse()
                     return list(map(Message, rows))
@@ -516,11 +516,11 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                 return []
             if head_depth + 1 == count:  # linear: every message is on the branch
                 if first is not None:
-                    rows = conn.limited(sql.LINEAR_HISTORY_OLDEST[self._dialect],
-                                        (session_id, low + 1, high + 1), first)
+                    rows = conn.all(sql.LINEAR_HISTORY_OLDEST[self._dialect],
+                                    (session_id, low + 1, high + 1, first))
                 else:
-                    rows = conn.limited(sql.LINEAR_HISTORY_NEWEST[self._dialect],
-                                        (session_id, low + 1, high + 1), last or NO_LIMIT)
+                    rows = conn.all(sql.LINEAR_HISTORY_NEWEST[self._dialect],
+                                    (session_id, low + 1, high + 1, last or NO_LIMIT))
                     rows.reverse()
             elif first is not None:
                 rows = conn.all(sql.PATH_HISTORY_OLDEST[self._dialect],

@@ -185,7 +185,7 @@ class ToolCalls(ChatBase):
         limit = check_limit("limit", limit, optional=False, maximum=100_000)
         where = "".join(f" AND {clause}" for clause in clauses)
         with self._read() as conn:
-            rows = conn.limited(sql.LIST_TOOL_CALLS + where + sql.LIST_TOOL_CALLS_ORDER,
-                                params, limit)
+            rows = conn.all(sql.LIST_TOOL_CALLS + where + sql.LIST_TOOL_CALLS_ORDER,
+                            (*params, limit))
         return [ToolCall(r) for r in rows]
 

@@ -264,7 +264,7 @@ class CheckpointStore:
                 where=" WHERE " + " AND ".join(where) if where else "")
             size = PAGE_SIZE if remaining is None or wanted else min(remaining, PAGE_SIZE)
             with self._backend.read(CONCERN) as conn:
-                page = conn.limited(statement, (*params, *(cursor or ())), size)
+                page = conn.all(statement, (*params, *(cursor or ()), size))
                 rows = page
                 if wanted:
                     rows = [row for row in page
@@ -294,7 +294,7 @@ class CheckpointStore:
         """Threads that have checkpoints, most recently active first (read-only)."""
         limit = check_limit("limit", limit)
         with self._backend.read(CONCERN) as conn:
-            rows = conn.limited(sql.LIST_THREADS, (), limit if limit is not None else 2**62)
+            rows = conn.all(sql.LIST_THREADS, (limit if limit is not None else 2**62,))
         return [CheckpointThread(row) for row in rows]
 
     # --- deleting and copying --------------------------------------------------------------

@@ -386,7 +386,7 @@ def read_view(chat: Any, session_id: str, last: int | None) -> list[tuple] | Non
     with chat._read() as conn:
         if last is None:
             return conn.all(sql.ALL_LINEAR, (session_id,)) or None
-        rows = conn.limited(sql.RECENT_LINEAR, (session_id,), last)
+        rows = conn.all(sql.RECENT_LINEAR, (session_id, last))
     if not rows:
         return None
     rows.reverse()
