@@ -229,7 +229,9 @@ SESSION_MESSAGES = _reading_messages(
 # not a join: PostgreSQL's planner cannot see which session the index scan is for, so a
 # prepared statement's generic plan is costed like a custom one and kept. With a join, a
 # session much longer than the average made the server plan the read anew on every call
-# (~0.15 ms here, more than running it). SQLite runs both forms alike.
+# (~0.15 ms here, more than running it). SQLite runs both forms alike. The limit must stay
+# a parameter: written as a number, the kept plan could be one made for short sessions
+# (read the whole session, then sort), run on a long one (docs/performance.md).
 LIVE_LINEAR_SESSION = (
     "(SELECT s.id FROM sessions s WHERE s.id = ? AND s.status <> 'deleted' "
     "AND s.head_depth + 1 = s.message_count)"
