@@ -62,6 +62,12 @@ def _read_last_50(store, session_id: str, contents: list[str]) -> tuple[int, int
     return generic, custom, scans
 
 
+def _analyze(store) -> None:
+    with store._backend.read("chat") as conn:
+        conn.run("ANALYZE messages")
+        conn.run("ANALYZE sessions")
+
+
 def _short_sessions(store, count: int) -> None:
     for _ in range(count):
         store.chat.append_many(store.chat.create_session().id,
@@ -75,9 +81,7 @@ def test_a_long_session_among_short_ones_keeps_a_generic_plan(store):
     anew on every call; found in a subquery, the session is not seen by the planner."""
     session_id, contents = long_session(store, 5_000, size=480)  # long enough for the old
     _short_sessions(store, 40)                                     # join to be re-planned
-    with store._backend.read("chat") as conn:
-        conn.run("ANALYZE messages")
-        conn.run("ANALYZE sessions")
+    _analyze(store)
     generic, custom, scans = _read_last_50(store, session_id, contents)
     assert generic >= 6 and custom <= 5, (generic, custom)
     assert scans == [("Index Scan", 50)], scans
@@ -93,8 +97,6 @@ def test_the_kept_plan_reads_n_rows_of_a_long_session(store, analyzed):
     session_id, contents = long_session(store, 3_000)
     _short_sessions(store, 60)
     if analyzed:
-        with store._backend.read("chat") as conn:
-            conn.run("ANALYZE messages")
-            conn.run("ANALYZE sessions")
+        _analyze(store)
     _, _, scans = _read_last_50(store, session_id, contents)
     assert scans == [("Index Scan", 50)], scans
