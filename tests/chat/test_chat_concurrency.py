@@ -55,6 +55,36 @@ def test_concurrent_appends_to_one_session(store):
     assert_counters(store, session.id)
 
 
+def test_concurrent_batches_to_one_session(store):
+    """Batches with their tool calls (one statement each on PostgreSQL) from many threads
+    chain one after another, none lost or interleaved."""
+    session = store.chat.create_session()
+
+    def work(index):
+        written = []
+        for i in range(4):
+            call = f"c{index}-{i}"
+            written += store.chat.append_many(session.id, [
+                {"role": "assistant", "content": f"{index}-{i}", "usage": {"input_tokens": 2},
+                 "parts": [{"type": "tool_call", "id": call, "name": "f", "arguments": {}}]},
+                {"role": "tool", "content": "", "parts": [
+                    {"type": "tool_result", "call_id": call, "output": i}]}])
+        return written
+
+    results = together(work)
+    assert all(kind == "ok" for kind, _ in results), results
+    history = store.chat.history(session.id)
+    assert len(history) == THREADS * 8
+    assert all(m.parent_id == p.id for p, m in zip(history[:-1], history[1:], strict=True))
+    assert [m.seq for m in history] == list(range(1, THREADS * 8 + 1))
+    for asked, answer in zip(history[::2], history[1::2], strict=True):  # batches whole
+        assert answer.parts[0]["call_id"] == asked.parts[0]["id"]
+    calls = store.chat.tool_calls(session.id, limit=1000)
+    assert len(calls) == THREADS * 4 and all(c.status == "succeeded" for c in calls)
+    assert store.chat.get_session(session.id).input_tokens == THREADS * 8
+    assert_counters(store, session.id)
+
+
 def test_concurrent_saves_of_one_file(store):
     session = store.chat.create_session()
 

@@ -205,13 +205,27 @@ def test_append_many_is_atomic(store, bad):
 
 def test_append_many_into_a_missing_session_writes_nothing(store):
     session = store.chat.create_session()
+    gone = store.chat.create_session()
+    store.chat.delete_session(gone.id)
     before = snapshot(store)
-    with pytest.raises(NotFound):
-        store.chat.append_many("missing", [{"role": "user", "content": "x"}])
+    asked_and_answered = [
+        {"role": "user", "content": "x"},
+        {"role": "assistant", "content": "", "model": "m", "parts": [
+            {"type": "tool_call", "id": "c1", "name": "f", "arguments": {}}]},
+        {"role": "tool", "content": "", "parts": [
+            {"type": "tool_result", "call_id": "c1", "output": 1}]}]
+    for missing in ("missing", gone.id):
+        for batch in ([{"role": "user", "content": "x"}], asked_and_answered[:1] * 2,
+                      asked_and_answered):
+            with pytest.raises(NotFound):
+                store.chat.append_many(missing, batch)
     with pytest.raises(NotFound):
         store.chat.append_many(session.id, [{"role": "user", "content": "x",
                                              "parent_id": "no-such-message"}])
     assert snapshot(store) == before
+    store.chat.restore_session(gone.id)  # its messages and calls were hidden while deleted
+    assert store.chat.history(gone.id) == [] and store.chat.tool_calls(gone.id) == []
+    assert store.chat.get_session(gone.id).message_count == 0
 
 
 # --- history -------------------------------------------------------------------------------

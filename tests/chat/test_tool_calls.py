@@ -65,7 +65,10 @@ def test_a_result_answers_the_newest_call_with_its_id(store):
 
 
 @pytest.mark.parametrize("pairs", [1, 30])  # 30: the calls go in by COPY on PostgreSQL
-def test_calls_answered_in_the_same_batch(store, pairs):
+# with_older: a result answers a call of an earlier append. Without one, PostgreSQL writes
+# the batch, its calls and the session's counters in one statement (APPEND_MANY_POSTGRES).
+@pytest.mark.parametrize("with_older", [True, False])
+def test_calls_answered_in_the_same_batch(store, pairs, with_older):
     session = store.chat.create_session()
     older = store.chat.append(session.id, "assistant", "", parts=[
         {"type": "tool_call", "id": "older", "name": "slow", "arguments": {}}])
@@ -79,9 +82,10 @@ def test_calls_answered_in_the_same_batch(store, pairs):
     batch.append({"role": "assistant", "content": "", "parts": [
         {"type": "tool_call", "id": "late", "name": "add", "arguments": {}},
         {"type": "tool_call", "id": "open", "name": "add", "arguments": {}}]})
-    # a result for the call of an earlier append, then one for a call of this batch
-    batch.append({"role": "tool", "content": "", "parts": [
-        {"type": "tool_result", "call_id": "older", "output": "done"}]})
+    if with_older:  # a result for the call of an earlier append
+        batch.append({"role": "tool", "content": "", "parts": [
+            {"type": "tool_result", "call_id": "older", "output": "done"}]})
+    # then one for a call of this batch
     batch.append({"role": "tool", "content": "", "parts": [
         {"type": "tool_result", "call_id": "late", "output": "late"}]})
     written = store.chat.append_many(session.id, batch)
@@ -98,12 +102,20 @@ def test_calls_answered_in_the_same_batch(store, pairs):
         assert call.started_at is None and call.retry_count == 0
         assert store.chat.get_tool_call(call.id) == call
     assert calls["older"].message_id == older.id
-    assert (calls["older"].status, calls["older"].output) == ("succeeded", "done")
-    assert calls["older"].result_message_id == written[-2].id
+    if with_older:
+        assert (calls["older"].status, calls["older"].output) == ("succeeded", "done")
+        assert calls["older"].result_message_id == written[-2].id
+    else:
+        assert calls["older"].status == "pending" and calls["older"].output is None
     assert (calls["late"].status, calls["late"].output) == ("succeeded", "late")
     assert calls["late"].result_message_id == written[-1].id
+    session_after = store.chat.get_session(session.id)
+    assert session_after.message_count == len(batch) + 1
+    assert session_after.head_id == written[-1].id
+    assert [m.seq for m in written] == list(range(2, len(batch) + 2))
+    assert store.chat.history(session.id) == [older, *written]
     assert calls["open"].status == "pending" and calls["open"].finished_at is None
-    assert calls["open"].message_id == written[-3].id
+    assert calls["open"].message_id == written[-3 if with_older else -2].id
 
 
 def test_a_result_for_an_unknown_call_is_kept_as_a_message(store):

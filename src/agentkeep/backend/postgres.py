@@ -30,8 +30,9 @@ CONNECT_TIMEOUT = 10
 
 @functools.lru_cache(maxsize=1024)  # bounded: search builds statements from user queries
 def to_psycopg(sql: str) -> str:
-    """Rewrite ``?`` placeholders as ``%s`` (and escape literal ``%``), cached."""
-    return sql.replace("%", "%%").replace("?", "%s")
+    """Rewrite ``?`` placeholders as ``%s`` and ``?b`` (sent in binary) as ``%b``, and
+    escape literal ``%``; cached."""
+    return sql.replace("%", "%%").replace("?b", "%b").replace("?", "%s")
 
 
 class PostgresConnection(Connection):

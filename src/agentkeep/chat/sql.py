@@ -170,17 +170,6 @@ _WRITTEN_COLUMNS = (
     "id, session_id, parent_id, seq, depth, role, content, parts, provider, model, "
     "finish_reason, input_tokens, output_tokens, usage, cost_nanos, metadata, created_at"
 )
-# PostgreSQL, the first of a batch answering the head, in one statement: the session row
-# gives parent, seq and depth under the row lock (FOR UPDATE re-reads the row after
-# waiting, so concurrent appends see each other's head). SQLite reads SESSION_FOR_APPEND
-# and inserts with INSERT_MESSAGE: cheaper there than INSERT ... SELECT ... RETURNING.
-APPEND_AT_HEAD = (
-    f"INSERT INTO messages ({_WRITTEN_COLUMNS}) "
-    "SELECT ?, id, head_id, message_count + 1, head_depth + 1, ?, ?, ?, ?, ?, ?, "
-    "?, ?, ?, ?, ?, ? FROM sessions WHERE id = ? AND status <> 'deleted' "
-    "FOR UPDATE RETURNING parent_id, seq, depth"
-)
-
 # PostgreSQL: one message at the head in ONE round trip. Lock the session row, move its
 # counters and head, and insert the message, in one statement (data-modifying CTEs).
 # Parameters: session id; input, output tokens, cost; new head id; summary id or NULL;
@@ -198,6 +187,74 @@ APPEND_ONE_POSTGRES = (
     "SELECT ?, ?, parent_id, seq, depth, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? "
     "FROM moved RETURNING parent_id, seq, depth"
 )
+
+# PostgreSQL: a batch at the head in ONE round trip, as APPEND_ONE_POSTGRES: the session
+# row moves, the messages go in from one array per column (unnest: the server's cost of
+# COPY, without COPY's extra round trip and the separate session read and update around
+# it), and so do the batch's tool calls when every result answers a call of the same
+# batch (the ..._CALLS forms). Arrays are sent in binary (?b): text arrays in text form
+# cost the client ~2x more. Parameters: session id; message count, input, output tokens,
+# cost; new head id; message count again; summary id or NULL; updated_at, active_at; one
+# array per column of _BATCH_PLAIN (and of _BATCH_EXTRAS unless plain); the parent ids
+# (the first is not read: the head's, under the row lock, is used); then one array per
+# column of _BATCH_CALLS. Parents are sent rather than found with lag(), which sorted
+# the batch's rows, contents and all, on the server. Nothing is written when the session
+# is missing or deleted.
+_BATCH_PLAIN = (("id", "text"), ("role", "text"), ("content", "text"), ("parts", "json"),
+                ("created_at", "timestamptz"))
+_BATCH_EXTRAS = (("provider", "text"), ("model", "text"), ("finish_reason", "text"),
+                 ("input_tokens", "bigint"), ("output_tokens", "bigint"), ("usage", "json"),
+                 ("cost_nanos", "bigint"), ("metadata", "json"))
+# A tool call of a batch, pending or already answered (INSERT_BATCH_TOOL_CALL's values).
+_BATCH_CALLS = (("id", "text"), ("session_id", "text"), ("message_id", "text"),
+                ("call_id", "text"), ("name", "text"), ("input", "json"), ("status", "text"),
+                ("output", "json"), ("error", "text"), ("retry_count", "integer"),
+                ("result_message_id", "text"), ("created_at", "timestamptz"),
+                ("finished_at", "timestamptz"), ("duration_ms", "bigint"))
+
+
+def _from_arrays(columns: tuple[tuple[str, str], ...], alias: str) -> tuple[str, str]:
+    """The values of rows sent as one binary array per column, and the unnest() of them."""
+    values = ", ".join(f"CAST({alias}.{name} AS json)" if kind == "json" else f"{alias}.{name}"
+                       for name, kind in columns)
+    arrays = ", ".join(f"CAST(?b AS {'text' if kind == 'json' else kind}[])"
+                       for _, kind in columns)
+    return values, f"unnest({arrays})"
+
+
+def _append_batch_postgres(columns: tuple[tuple[str, str], ...], calls: bool) -> str:
+    values, unnest = _from_arrays(columns, "b")
+    unnest = unnest[:-1] + ", CAST(?b AS text[]))"  # each message's parent but the first's
+    names = ", ".join(name for name, _ in columns)
+    statement = (
+        "WITH prior AS (SELECT id, head_id, message_count, head_depth FROM sessions "
+        "WHERE id = ? AND status <> 'deleted' FOR UPDATE), "
+        "moved AS (UPDATE sessions s SET message_count = prior.message_count + ?, "
+        "input_tokens = s.input_tokens + ?, output_tokens = s.output_tokens + ?, "
+        "cost_nanos = s.cost_nanos + ?, head_id = ?, head_depth = prior.head_depth + ?, "
+        "summary_id = COALESCE(?, s.summary_id), updated_at = ?, active_at = ? FROM prior "
+        "WHERE s.id = prior.id RETURNING prior.id, prior.head_id, prior.message_count, "
+        "prior.head_depth), "
+        f"added AS (INSERT INTO messages (session_id, parent_id, seq, depth, {names}) "
+        "SELECT moved.id, CASE WHEN b.n = 1 THEN moved.head_id ELSE b.parent_id END, "
+        f"moved.message_count + b.n, moved.head_depth + b.n, {values} "
+        f"FROM moved, {unnest} WITH ORDINALITY AS b({names}, parent_id, n))"
+    )
+    if calls:
+        call_values, call_unnest = _from_arrays(_BATCH_CALLS, "c")
+        call_names = ", ".join(name for name, _ in _BATCH_CALLS)
+        statement += (
+            f", called AS (INSERT INTO tool_calls ({call_names}) SELECT {call_values} "
+            f"FROM moved, {call_unnest} AS c({call_names}))"
+        )
+    return statement + " SELECT head_id, message_count, head_depth FROM moved"
+
+
+APPEND_MANY_POSTGRES = {
+    (plain, calls): _append_batch_postgres(_BATCH_PLAIN if plain else _BATCH_PLAIN + _BATCH_EXTRAS,
+                                           calls)
+    for plain in (True, False) for calls in (True, False)
+}
 
 # --- messages -------------------------------------------------------------------------
 INSERT_MESSAGE = (
@@ -306,10 +363,7 @@ INSERT_TOOL_CALL = (
 )
 # The tool calls of an appended batch, each pending or, when the batch also holds its
 # result (a bulk import), already finished: one row each, no UPDATE after the INSERT.
-_BATCH_TOOL_CALL_COLUMNS = (
-    "id, session_id, message_id, call_id, name, input, status, output, error, retry_count, "
-    "result_message_id, created_at, finished_at, duration_ms"
-)
+_BATCH_TOOL_CALL_COLUMNS = ", ".join(name for name, _ in _BATCH_CALLS)
 INSERT_BATCH_TOOL_CALL = (
     f"INSERT INTO tool_calls ({_BATCH_TOOL_CALL_COLUMNS}) "
     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"

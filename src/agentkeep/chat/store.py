@@ -67,6 +67,25 @@ def _message_row(message_id: str, session_id: str, parent_id: str | None, seq: i
             item["metadata_json"], created)
 
 
+# A prepared message's rarely set fields, in the order of sql._BATCH_EXTRAS.
+_EXTRA_FIELDS = ("provider", "model", "finish_reason", "input_tokens", "output_tokens",
+                 "usage", "cost_nanos", "metadata_json")
+
+
+def _batch_totals(prepared: list[dict[str, Any]], ids: list[str]) -> tuple:
+    """What a batch adds to its session: input and output tokens, cost, and the id of its
+    last summary message (or None)."""
+    summary_id = None
+    input_tokens = output_tokens = cost_nanos = 0
+    for item, message_id in zip(prepared, ids, strict=True):
+        input_tokens += item["input_tokens"]
+        output_tokens += item["output_tokens"]
+        cost_nanos += item["cost_nanos"]
+        if item["summary"]:
+            summary_id = message_id
+    return input_tokens, output_tokens, cost_nanos, summary_id
+
+
 class ChatStore(ToolCalls, Files, Search, ChatBase):
     """Conversations, reached as ``store.chat``. Thread-safe; every write is atomic."""
 
@@ -350,12 +369,20 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
 
     def _append_prepared(self, session_id: str, prepared: list[dict[str, Any]],
                          parent_id: Any) -> list[Message]:
-        if parent_id is _HEAD and len(prepared) == 1 and not prepared[0]["parts"] \
-                and self._dialect == "postgresql":
-            # One statement (APPEND_ONE_POSTGRES) that commits by itself.
-            item, stamp = prepared[0], now()
-            return self._backend.alone(CONCERN, lambda conn: self._append_one_postgres(
-                conn, session_id, item, stamp, stamp))
+        if parent_id is _HEAD and self._dialect == "postgresql":
+            # One statement that commits by itself (APPEND_ONE_POSTGRES, APPEND_MANY_...),
+            # unless tool parts need more than it writes.
+            stamp = now()
+            if len(prepared) == 1:
+                if not prepared[0]["parts"]:
+                    return self._backend.alone(CONCERN, lambda conn: self._append_one_postgres(
+                        conn, session_id, prepared[0], stamp, stamp))
+            else:
+                ids = new_ids(len(prepared))
+                calls = self._batch_tool_calls(session_id, ids, prepared, stamp)
+                if calls is not None:
+                    return self._backend.alone(CONCERN, lambda conn: self._append_many_postgres(
+                        conn, session_id, prepared, stamp, [stamp] * len(ids), ids, calls))
         with self._write() as conn:
             return self._append_rows(conn, session_id, prepared, parent_id)
 
@@ -364,77 +391,87 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         stamp = now()
         stamp_value = self._time(stamp)
         times = [self._time(t) for t in created_at] if created_at else None
-        if parent_id is _HEAD and len(prepared) == 1 and self._dialect == "postgresql":
-            return self._append_one_postgres(conn, session_id, prepared[0], stamp,
-                                             times[0] if times else stamp_value)
-        plain = all(map(is_plain, prepared))
-        rows = []
         if parent_id is _HEAD and self._dialect == "postgresql":
-            # One statement reads the head (under the row lock) and inserts: a round trip
-            # fewer. SQLite reads the head first instead (the write lock is held since
-            # BEGIN IMMEDIATE): its INSERT ... SELECT ... RETURNING cost ~12 µs more
-            # than the two plain statements (docs/performance.md).
-            item = prepared[0]
-            message_id = new_id()
-            created = times[0] if times else stamp_value
-            inserted = conn.one(sql.APPEND_AT_HEAD, (
-                message_id, item["role"], item["content"], item["parts_json"],
-                item["provider"], item["model"], item["finish_reason"], item["input_tokens"],
-                item["output_tokens"], item["usage"], item["cost_nanos"],
-                item["metadata_json"], created, session_id))
-            if inserted is None:
-                raise NotFound(f"no session {session_id!r}")
-            parent, count, depth = inserted
-            rows.append(_message_row(message_id, session_id, parent, count, depth, item,
-                                     created, plain))
-            parent = message_id
+            if len(prepared) == 1:
+                return self._append_one_postgres(conn, session_id, prepared[0], stamp,
+                                                 times[0] if times else stamp_value)
+            return self._append_many_postgres(conn, session_id, prepared, stamp,
+                                              times or [stamp_value] * len(prepared),
+                                              new_ids(len(prepared)), None)
+        plain = all(map(is_plain, prepared))
+        row = conn.one(sql.SESSION_FOR_APPEND[self._dialect], (session_id,))
+        if row is None or row[0] == "deleted":
+            raise NotFound(f"no session {session_id!r}")
+        _, head_id, count, head_depth = row
+        if parent_id is _HEAD:
+            parent, depth = head_id, head_depth
         else:
-            row = conn.one(sql.SESSION_FOR_APPEND[self._dialect], (session_id,))
-            if row is None or row[0] == "deleted":
-                raise NotFound(f"no session {session_id!r}")
-            _, head_id, count, head_depth = row
-            if parent_id is _HEAD:
-                parent, depth = head_id, head_depth
-            else:
-                parent, depth = parent_id, -1
-                if parent_id is not None:
-                    depth = self._message_position(conn, "parent_id", parent_id,
-                                                   session_id)[1]
-        inserted_already = len(rows)
-        remaining = len(prepared) - inserted_already
-        ids = [new_id()] if remaining == 1 else new_ids(remaining)
-        for index, message_id in enumerate(ids, inserted_already):
+            parent, depth = parent_id, -1
+            if parent_id is not None:
+                depth = self._message_position(conn, "parent_id", parent_id,
+                                               session_id)[1]
+        ids = [new_id()] if len(prepared) == 1 else new_ids(len(prepared))
+        rows = []
+        for index, message_id in enumerate(ids):
             depth += 1
             count += 1
             rows.append(_message_row(message_id, session_id, parent, count, depth,
                                      prepared[index], times[index] if times else stamp_value,
                                      plain))
             parent = message_id
-        pending = rows[inserted_already:]
-        if len(pending) == 1:
-            conn.run(sql.INSERT_PLAIN_MESSAGE if plain else sql.INSERT_MESSAGE, pending[0])
-        elif self._dialect == "postgresql" and len(pending) >= COPY_FROM:
-            conn.copy(sql.COPY_PLAIN_MESSAGES if plain else sql.COPY_MESSAGES, pending)
-        elif pending:
-            conn.many(sql.INSERT_PLAIN_MESSAGE if plain else sql.INSERT_MESSAGE, pending)
-        summary_id = None
-        input_tokens = output_tokens = cost_nanos = 0
-        for item, row in zip(prepared, rows, strict=True):
-            input_tokens += item["input_tokens"]
-            output_tokens += item["output_tokens"]
-            cost_nanos += item["cost_nanos"]
-            if item["summary"]:
-                summary_id = row[0]
+        if len(rows) == 1:
+            conn.run(sql.INSERT_PLAIN_MESSAGE if plain else sql.INSERT_MESSAGE, rows[0])
+        elif self._dialect == "postgresql" and len(rows) >= COPY_FROM:
+            conn.copy(sql.COPY_PLAIN_MESSAGES if plain else sql.COPY_MESSAGES, rows)
+        else:
+            conn.many(sql.INSERT_PLAIN_MESSAGE if plain else sql.INSERT_MESSAGE, rows)
+        input_tokens, output_tokens, cost_nanos, summary_id = _batch_totals(prepared, ids)
         conn.run(sql.ADD_TO_SESSION, (
             len(rows), input_tokens, output_tokens, cost_nanos, parent, depth, summary_id,
             stamp_value, stamp_value, session_id))
+        return self._stored(conn, rows, prepared, plain, stamp)
+
+    def _stored(self, conn: Connection, rows: list[tuple], prepared: list[dict[str, Any]],
+                plain: bool, stamp: datetime, calls_written: bool = False) -> list[Message]:
+        """The records of messages just written (their tool parts recorded too, unless
+        the statement that wrote them wrote their calls)."""
         if plain:  # the record's extras are all defaults: None
             messages = [Message((*row, None)) for row in rows]
         else:
             messages = list(map(stored_message, rows))
-        if any(item["parts"] for item in prepared):
+        if not calls_written and any(item["parts"] for item in prepared):
             self._record_tool_parts(conn, messages, prepared, stamp)
         return messages
+
+    def _append_many_postgres(self, conn: Connection, session_id: str,
+                              prepared: list[dict[str, Any]], stamp: datetime,
+                              times: list[Any], ids: list[str],
+                              calls: list[list[Any]] | None) -> list[Message]:
+        """A PostgreSQL batch at the head in one round trip (see APPEND_MANY_POSTGRES),
+        with ``calls`` (the batch's tool calls, _batch_tool_calls) when not None."""
+        plain = all(map(is_plain, prepared))
+        input_tokens, output_tokens, cost_nanos, summary_id = _batch_totals(prepared, ids)
+        values = [session_id, len(ids), input_tokens, output_tokens, cost_nanos, ids[-1],
+                  len(ids), summary_id, stamp, stamp, ids,
+                  [item["role"] for item in prepared], [item["content"] for item in prepared],
+                  [item["parts_json"] for item in prepared], times]
+        if not plain:
+            values += [[item[name] for item in prepared] for name in _EXTRA_FIELDS]
+        values.append([None, *ids[:-1]])
+        if calls:
+            values += map(list, zip(*calls, strict=True))
+        inserted = conn.one(sql.APPEND_MANY_POSTGRES[plain, bool(calls)], values)
+        if inserted is None:
+            raise NotFound(f"no session {session_id!r}")
+        parent, count, depth = inserted
+        rows = []
+        for item, message_id, created in zip(prepared, ids, times, strict=True):
+            depth += 1
+            count += 1
+            rows.append(_message_row(message_id, session_id, parent, count, depth, item,
+                                     created, plain))
+            parent = message_id
+        return self._stored(conn, rows, prepared, plain, stamp, calls is not None)
 
     def _append_one_postgres(self, conn: Connection, session_id: str, item: dict[str, Any],
                              stamp: datetime, created: Any) -> list[Message]:

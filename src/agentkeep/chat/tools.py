@@ -23,8 +23,54 @@ from .models import Message, ToolCall
 from .rules import MAX_NAME_LENGTH, TOOL_STATUSES
 
 
+def _ask(calls: list[list[Any]], in_batch: dict[str, list[Any]], session_id: str,
+         message_id: str, part: dict[str, Any], stamp_value: Any) -> None:
+    """Add a tool_call part's row (INSERT_BATCH_TOOL_CALL's values), pending."""
+    arguments = part.get("arguments", part.get("input", {}))
+    call = [new_id(), session_id, message_id, part.get("id"), part["name"],
+            dump_json("parts.arguments", arguments), "pending", None, None, 0, None,
+            stamp_value, None, None]
+    calls.append(call)
+    if part.get("id") is not None:
+        in_batch[part["id"]] = call
+
+
+def _result(part: dict[str, Any]) -> tuple[str, str | None, str | None, Any]:
+    """A tool_result part's status, encoded output, error and output."""
+    output = part.get("output", part.get("content"))
+    failed = bool(part.get("is_error"))
+    encoded = None if output is None else dump_json("output", output)
+    return "failed" if failed else "succeeded", encoded, str(output) if failed else None, output
+
+
+def _answer(call: list[Any], result: tuple, message_id: str, stamp_value: Any) -> None:
+    """Finish a call row of the same batch: no time has passed."""
+    call[6:9] = result
+    call[10], call[12], call[13] = message_id, stamp_value, 0
+
+
 class ToolCalls(ChatBase):
     """The tool-call part of :class:`ChatStore`."""
+
+    def _batch_tool_calls(self, session_id: str, ids: list[str],
+                          prepared: list[dict[str, Any]], stamp: datetime
+                          ) -> list[list[Any]] | None:
+        """The rows of a batch's tool calls when the batch needs no other (every result
+        answers a call of the same batch); None when a result may answer an older call."""
+        stamp_value = self._time(stamp)
+        calls: list[list[Any]] = []
+        in_batch: dict[str, list[Any]] = {}
+        for message_id, item in zip(ids, prepared, strict=True):
+            for part in item["parts"]:
+                kind = part.get("type")
+                if kind == "tool_call":
+                    _ask(calls, in_batch, session_id, message_id, part, stamp_value)
+                elif kind == "tool_result":
+                    call = in_batch.pop(part["call_id"], None)
+                    if call is None:
+                        return None
+                    _answer(call, _result(part)[:3], message_id, stamp_value)
+        return calls
 
     def _record_tool_parts(self, conn: Connection, messages: list[Message],
                            prepared: list[dict[str, Any]], stamp: datetime) -> None:
@@ -42,23 +88,12 @@ class ToolCalls(ChatBase):
             for part in item["parts"]:
                 kind = part.get("type")
                 if kind == "tool_call":
-                    arguments = part.get("arguments", part.get("input", {}))
-                    call = [new_id(), message.session_id, message.id, part.get("id"),
-                            part["name"], dump_json("parts.arguments", arguments), "pending",
-                            None, None, 0, None, stamp_value, None, None]
-                    calls.append(call)
-                    if part.get("id") is not None:
-                        in_batch[part["id"]] = call
+                    _ask(calls, in_batch, message.session_id, message.id, part, stamp_value)
                 elif kind == "tool_result":
-                    output = part.get("output", part.get("content"))
-                    failed = bool(part.get("is_error"))
-                    status = "failed" if failed else "succeeded"
-                    error = str(output) if failed else None
-                    encoded = None if output is None else dump_json("output", output)
+                    status, encoded, error, output = _result(part)
                     call = in_batch.pop(part["call_id"], None)
                     if call is not None:  # asked in this batch: no time has passed
-                        call[6:9] = status, encoded, error
-                        call[10], call[12], call[13] = message.id, stamp_value, 0
+                        _answer(call, (status, encoded, error), message.id, stamp_value)
                         continue
                     tool_call_id = written.pop(part["call_id"], None)
                     if tool_call_id is not None:  # asked in this batch, already written
