@@ -8,6 +8,7 @@ import pytest
 from chat_helpers import assert_counters, expected_history, ids, path_to, snapshot
 
 from agentkeep import InvalidInput, NotFound
+from agentkeep.chat import store as chat_store
 
 # --- append / get_message ------------------------------------------------------------------
 
@@ -466,9 +467,14 @@ def test_last_turns_arguments(store):
         store.chat.last_turns("missing", 1)
 
 
-def test_a_large_batch_keeps_every_byte(store):
-    """Batches of 20+ go in by COPY on PostgreSQL: text that COPY escapes (tabs, newlines,
-    backslashes, a literal \\N, quotes) must come back exactly, fields and all."""
+# On PostgreSQL a batch at the head goes in as binary arrays in one statement, and one of
+# more text than ONE_STATEMENT_MAX_CHARS (64 Mi characters; 0 here forces it) by COPY.
+@pytest.mark.parametrize("one_statement_limit", [None, 0])
+def test_a_large_batch_keeps_every_byte(store, monkeypatch, one_statement_limit):
+    """Text that COPY escapes (tabs, newlines, backslashes, a literal \\N, quotes) and that
+    arrays quote must come back exactly, fields and all."""
+    if one_statement_limit is not None:
+        monkeypatch.setattr(chat_store, "ONE_STATEMENT_MAX_CHARS", one_statement_limit)
     session = store.chat.create_session()
     awkward = ["tab\there", "line\nbreak\r\n", "back\\slash \\N \\\\", "'quotes' \"too\"",
                "", "ünïcödé — 😀", "\\.", "comma, separated; values|pipes"]
@@ -477,9 +483,15 @@ def test_a_large_batch_keeps_every_byte(store):
               "usage": {"input_tokens": i, "output_tokens": 2 * i, "note": awkward[i % 8]},
               "cost": i / 1000, "metadata": {"k": awkward[(i + 1) % 8], "n": [i, None]}}
              for i in range(30)]
+    batch[3]["parts"] = [{"type": "tool_call", "id": "c\t1", "name": "f",
+                          "arguments": {"q": awkward[2]}}]
+    batch[4]["parts"] = [{"type": "tool_result", "call_id": "c\t1", "output": awkward[1]}]
     written = store.chat.append_many(session.id, batch)
     read = store.chat.history(session.id)
     assert read == written
+    [call] = store.chat.tool_calls(session.id)
+    assert (call.call_id, call.input, call.output) == ("c\t1", {"q": awkward[2]}, awkward[1])
+    assert (call.message_id, call.result_message_id) == (written[3].id, written[4].id)
     for message, fields in zip(read, batch, strict=True):
         assert message.content == fields["content"]
         assert (message.provider, message.model) == (fields["provider"], fields["model"])

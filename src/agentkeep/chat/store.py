@@ -67,6 +67,21 @@ def _message_row(message_id: str, session_id: str, parent_id: str | None, seq: i
             item["metadata_json"], created)
 
 
+# A PostgreSQL batch of more text than this goes in by COPY, row by row, in a transaction:
+# one statement's arrays must stay under the protocol's 1 GiB message limit (a character
+# is up to 4 bytes of UTF-8, and tool calls repeat their parts' arguments and outputs).
+ONE_STATEMENT_MAX_CHARS = 64 * 1024 * 1024
+
+
+def _fits_one_statement(prepared: list[dict[str, Any]]) -> bool:
+    size = 0
+    for item in prepared:
+        size += len(item["content"]) + len(item["parts_json"]) + len(item["metadata_json"])
+        if item["usage"] is not None:
+            size += len(item["usage"])
+    return size <= ONE_STATEMENT_MAX_CHARS
+
+
 # A prepared message's rarely set fields, in the order of sql._BATCH_EXTRAS.
 _EXTRA_FIELDS = ("provider", "model", "finish_reason", "input_tokens", "output_tokens",
                  "usage", "cost_nanos", "metadata_json")
@@ -377,7 +392,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                 if not prepared[0]["parts"]:
                     return self._backend.alone(CONCERN, lambda conn: self._append_one_postgres(
                         conn, session_id, prepared[0], stamp, stamp))
-            else:
+            elif _fits_one_statement(prepared):
                 ids = new_ids(len(prepared))
                 calls = self._batch_tool_calls(session_id, ids, prepared, stamp)
                 if calls is not None:
@@ -395,9 +410,10 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             if len(prepared) == 1:
                 return self._append_one_postgres(conn, session_id, prepared[0], stamp,
                                                  times[0] if times else stamp_value)
-            return self._append_many_postgres(conn, session_id, prepared, stamp,
-                                              times or [stamp_value] * len(prepared),
-                                              new_ids(len(prepared)), None)
+            if _fits_one_statement(prepared):
+                return self._append_many_postgres(conn, session_id, prepared, stamp,
+                                                  times or [stamp_value] * len(prepared),
+                                                  new_ids(len(prepared)), None)
         plain = all(map(is_plain, prepared))
         row = conn.one(sql.SESSION_FOR_APPEND[self._dialect], (session_id,))
         if row is None or row[0] == "deleted":
