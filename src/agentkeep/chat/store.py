@@ -388,11 +388,10 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             # One statement that commits by itself (APPEND_ONE_POSTGRES, APPEND_MANY_...),
             # unless tool parts need more than it writes.
             stamp = now()
-            if len(prepared) == 1:
-                if not prepared[0]["parts"]:
-                    return self._backend.alone(CONCERN, lambda conn: self._append_one_postgres(
-                        conn, session_id, prepared[0], stamp, stamp))
-            elif _fits_one_statement(prepared):
+            if len(prepared) == 1 and not prepared[0]["parts"]:
+                return self._backend.alone(CONCERN, lambda conn: self._append_one_postgres(
+                    conn, session_id, prepared[0], stamp, stamp))
+            if _fits_one_statement(prepared):  # a message with tool calls too
                 ids = new_ids(len(prepared))
                 calls = self._batch_tool_calls(session_id, ids, prepared, stamp)
                 if calls is not None:
