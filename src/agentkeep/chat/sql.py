@@ -192,14 +192,14 @@ APPEND_ONE_POSTGRES = (
 # row moves, the messages go in from one array per column (unnest: the server's cost of
 # COPY, without COPY's extra round trip and the separate session read and update around
 # it), and so do the batch's tool calls when every result answers a call of the same
-# batch (the ..._CALLS forms). Arrays are sent in binary (?b): text arrays in text form
-# cost the client ~2x more. Parameters: session id; message count, input, output tokens,
-# cost; new head id; message count again; summary id or NULL; updated_at, active_at; one
-# array per column of _BATCH_PLAIN (and of _BATCH_EXTRAS unless plain); the parent ids
-# (the first is not read: the head's, under the row lock, is used); then one array per
-# column of _BATCH_CALLS. Parents are sent rather than found with lag(), which sorted
-# the batch's rows, contents and all, on the server. Nothing is written when the session
-# is missing or deleted.
+# batch (APPEND_MANY_POSTGRES[plain, True]). Arrays are sent in binary (?b): text arrays
+# in text form cost the client ~2x more. Parameters: session id; message count, input,
+# output tokens, cost; new head id; message count again; summary id or NULL;
+# updated_at, active_at; one array per column of _BATCH_PLAIN (and of _BATCH_EXTRAS
+# unless plain); the parent ids (the first is not read: the head's, under the row lock,
+# is used); then one array per column of _BATCH_CALLS. Parents are sent rather than
+# found with lag(), which sorted the batch's rows, contents and all, on the server.
+# Nothing is written when the session is missing or deleted.
 _BATCH_PLAIN = (("id", "text"), ("role", "text"), ("content", "text"), ("parts", "json"),
                 ("created_at", "timestamptz"))
 _BATCH_EXTRAS = (("provider", "text"), ("model", "text"), ("finish_reason", "text"),
@@ -223,8 +223,8 @@ def _from_arrays(columns: tuple[tuple[str, str], ...], alias: str) -> tuple[str,
 
 
 def _append_batch_postgres(columns: tuple[tuple[str, str], ...], calls: bool) -> str:
-    values, unnest = _from_arrays(columns, "b")
-    unnest = unnest[:-1] + ", CAST(?b AS text[]))"  # each message's parent but the first's
+    values = _from_arrays(columns, "b")[0]
+    unnest = _from_arrays((*columns, ("parent_id", "text")), "b")[1]
     names = ", ".join(name for name, _ in columns)
     statement = (
         "WITH prior AS (SELECT id, head_id, message_count, head_depth FROM sessions "
