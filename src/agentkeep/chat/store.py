@@ -67,6 +67,20 @@ def _message_row(message_id: str, session_id: str, parent_id: str | None, seq: i
             item["metadata_json"], created)
 
 
+def _chain(session_id: str, ids: list[str], prepared: list[dict[str, Any]], times: list[Any],
+           parent: str | None, count: int, depth: int, plain: bool) -> list[tuple]:
+    """The rows of messages appended one after another below ``parent`` (at ``depth``, the
+    session holding ``count`` messages before them), each answering the one before."""
+    rows = []
+    for item, message_id, created in zip(prepared, ids, times, strict=True):
+        depth += 1
+        count += 1
+        rows.append(_message_row(message_id, session_id, parent, count, depth, item, created,
+                                 plain))
+        parent = message_id
+    return rows
+
+
 # A PostgreSQL batch of more text than this goes in by COPY, row by row, in a transaction:
 # one statement's arrays must stay under the protocol's 1 GiB message limit (a character
 # is up to 4 bytes of UTF-8, and tool calls repeat their parts' arguments and outputs).
@@ -426,14 +440,9 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                 depth = self._message_position(conn, "parent_id", parent_id,
                                                session_id)[1]
         ids = [new_id()] if len(prepared) == 1 else new_ids(len(prepared))
-        rows = []
-        for index, message_id in enumerate(ids):
-            depth += 1
-            count += 1
-            rows.append(_message_row(message_id, session_id, parent, count, depth,
-                                     prepared[index], times[index] if times else stamp_value,
-                                     plain))
-            parent = message_id
+        rows = _chain(session_id, ids, prepared, times or [stamp_value] * len(ids), parent,
+                      count, depth, plain)
+        parent, depth = ids[-1], rows[-1][4]
         if len(rows) == 1:
             conn.run(sql.INSERT_PLAIN_MESSAGE if plain else sql.INSERT_MESSAGE, rows[0])
         elif self._dialect == "postgresql" and len(rows) >= COPY_FROM:
@@ -478,14 +487,7 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         inserted = conn.one(sql.APPEND_MANY_POSTGRES[plain, bool(calls)], values)
         if inserted is None:
             raise NotFound(f"no session {session_id!r}")
-        parent, count, depth = inserted
-        rows = []
-        for item, message_id, created in zip(prepared, ids, times, strict=True):
-            depth += 1
-            count += 1
-            rows.append(_message_row(message_id, session_id, parent, count, depth, item,
-                                     created, plain))
-            parent = message_id
+        rows = _chain(session_id, ids, prepared, times, *inserted, plain)
         return self._stored(conn, rows, prepared, plain, stamp, calls is not None)
 
     def _append_one_postgres(self, conn: Connection, session_id: str, item: dict[str, Any],
