@@ -6,7 +6,8 @@ walk up through ``get_message`` until it meets a message already known. Side bra
 are short in practice, so this costs a few queries per branch.
 
 A linear run of messages is drawn as one flat list; the tree only nests where a
-message has several children (an edit or a regenerated answer), one node per branch.
+message has several children (an edit or a regenerated answer), one node per branch,
+and where the session has several roots (an edit of its first message).
 """
 
 from __future__ import annotations
@@ -197,24 +198,20 @@ def session_tree(view: SessionView) -> Tree:
         tree.add(Text(f"… {what} earlier (show more with a larger --last)", style="dim"))
     kids = view.children()
 
-    def add_run(node: Tree, message: Any) -> None:
-        while True:
-            node.add(message_label(view, message))
-            children = kids.get(message.id, [])
-            if len(children) == 1:
-                message = children[0]
-                continue
-            for number_, child in enumerate(children, 1):
-                is_active = child.id in view.active
-                caption = Text(f"branch {number_} of {len(children)}",
-                               style="bold green" if is_active else "dim")
-                if is_active:
-                    caption.append(" (active)", style="green")
-                add_run(node.add(caption), child)
-            return
+    def add_messages(node: Tree, messages: list[Any]) -> None:
+        """One message continues the flat run; several fork, one captioned node each."""
+        while len(messages) == 1:
+            node.add(message_label(view, messages[0]))
+            messages = kids.get(messages[0].id, [])
+        for number_, message in enumerate(messages, 1):
+            is_active = message.id in view.active
+            caption = Text(f"branch {number_} of {len(messages)}",
+                           style="bold green" if is_active else "dim")
+            if is_active:
+                caption.append(" (active)", style="green")
+            add_messages(node.add(caption), [message])
 
-    for start in view.starts:
-        add_run(tree, start)
+    add_messages(tree, view.starts)
     if not view.starts:
         tree.add(Text("(no messages)", style="dim"))
     return tree
