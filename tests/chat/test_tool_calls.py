@@ -118,6 +118,29 @@ def test_calls_answered_in_the_same_batch(store, pairs, with_older):
     assert calls["open"].message_id == written[-3 if with_older else -2].id
 
 
+@pytest.mark.parametrize("in_one_batch", [False, True])
+def test_a_result_after_a_failed_one_counts_a_retry(store, in_one_batch):
+    """A tool message answering a call whose earlier result failed finishes it again (the
+    tool was run again): the new outcome, the new result message, one retry more. A
+    result for a call that already succeeded leaves the call alone."""
+    session = store.chat.create_session()
+    asked = store.chat.append(session.id, "assistant", "", parts=[
+        {"type": "tool_call", "id": "c1", "name": "flaky", "arguments": {}}])
+    results = [{"role": "tool", "content": text, "parts": [
+        {"type": "tool_result", "call_id": "c1", "output": text, "is_error": failed}]}
+        for text, failed in (("boom", True), ("ok", False), ("late", False))]
+    if in_one_batch:
+        first, second, third = store.chat.append_many(session.id, results)
+    else:
+        first, second, third = (store.chat.append_many(session.id, [r])[0] for r in results)
+    [call] = store.chat.tool_calls(session.id)
+    assert (call.message_id, call.result_message_id) == (asked.id, second.id)
+    assert (call.status, call.output, call.error, call.retry_count) == (
+        "succeeded", "ok", None, 1)
+    assert [m.id for m in store.chat.history(session.id)] == [
+        asked.id, first.id, second.id, third.id]
+
+
 def test_a_result_for_an_unknown_call_is_kept_as_a_message(store):
     session = store.chat.create_session()
     message = store.chat.append(session.id, "tool", "orphan", parts=[
@@ -292,9 +315,14 @@ def test_invalid_tool_parts_write_nothing(store):
                   [{"type": "tool_call", "id": 5, "name": "x"}],
                   [{"type": "tool_call", "id": "c1", "name": "x", "arguments": {1, 2}}],
                   [{"type": "tool_result"}],  # no call_id
-                  [{"type": "tool_result", "call_id": "", "output": 1}]):
+                  [{"type": "tool_result", "call_id": "", "output": 1}],
+                  [{"type": "tool_result", "call_id": "c1", "is_error": "yes"}]):
         with pytest.raises(InvalidInput):
             store.chat.append(session.id, "assistant", "x", parts=parts)
+    with pytest.raises(InvalidInput) as caught:
+        store.chat.append_many(session.id, [{"role": "tool", "parts": [
+            {"type": "tool_result", "call_id": "c1", "is_error": 1.5}]}])
+    assert caught.value.field == "parts[0].is_error"
     assert store.chat.tool_calls() == []
     assert store.chat.history(session.id) == []
 

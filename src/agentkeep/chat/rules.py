@@ -81,6 +81,9 @@ def check_parts(parts: object) -> list[dict[str, Any]]:
             check_id(f"{field}.id", part.get("id"), optional=True)
         elif kind == "tool_result":
             check_id(f"{field}.call_id", part.get("call_id"))
+            if part.get("is_error") not in (None, True, False):
+                raise InvalidInput(f"{field}.is_error", "must be True or False, got "
+                                                         f"{shown(part['is_error'])}")
         elif kind == "text":
             check_text(f"{field}.text", part.get("text"))
         checked.append(dict(part))

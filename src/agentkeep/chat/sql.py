@@ -386,9 +386,11 @@ START_TOOL_CALL = (
     "duration_ms = NULL, error = NULL, "
     "retry_count = retry_count + CASE WHEN status = 'pending' THEN 0 ELSE 1 END WHERE id = ?"
 )
+# The last parameter adds to retry_count: 1 when a result finishes a call that had failed.
 FINISH_TOOL_CALL = (
     "UPDATE tool_calls SET status = ?, output = ?, error = ?, finished_at = ?, duration_ms = ?, "
-    "result_message_id = COALESCE(?, result_message_id) WHERE id = ?"
+    "result_message_id = COALESCE(?, result_message_id), retry_count = retry_count + ? "
+    "WHERE id = ?"
 )
 # Calls of soft-deleted sessions are hidden, like the sessions' messages.
 LIST_TOOL_CALLS = (

@@ -342,7 +342,8 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             content: the text that search indexes; default: the text parts joined.
             parts: typed parts. ``{"type": "tool_call", "id", "name", "arguments"}`` records
                 a pending tool call; ``{"type": "tool_result", "call_id", "output",
-                "is_error"}`` finishes the newest call with that id.
+                "is_error"}`` finishes the newest call with that id (again, counting a
+                retry, when its last result failed).
             parent_id: answer this message instead of the head: a new branch (regenerate).
                 ``None`` starts a new root.
             usage: ``{"input_tokens": int, "output_tokens": int, ...}``, added to the

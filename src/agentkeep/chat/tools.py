@@ -98,7 +98,7 @@ class ToolCalls(ChatBase):
                     tool_call_id = written.pop(part["call_id"], None)
                     if tool_call_id is not None:  # asked in this batch, already written
                         conn.run(sql.FINISH_TOOL_CALL, (status, encoded, error, stamp_value,
-                                                        0, message.id, tool_call_id))
+                                                        0, message.id, 0, tool_call_id))
                         continue
                     # The call may be older than this batch: bring the table up to date
                     # first.
@@ -200,8 +200,9 @@ class ToolCalls(ChatBase):
         began = call.started_at or call.created_at
         duration = max(0, round((stamp - began).total_seconds() * 1000))
         encoded = None if output is None else dump_json("output", output)
+        retried = 1 if call.status == "failed" else 0  # a tool message's result after a failure
         conn.run(sql.FINISH_TOOL_CALL, (status, encoded, error, self._time(stamp), duration,
-                                        result_message_id, tool_call_id))
+                                        result_message_id, retried, tool_call_id))
 
     def tool_calls(self, session_id: str | None = None, *, name: str | None = None,
                    status: str | None = None, message_id: str | None = None,
