@@ -169,8 +169,12 @@ class SqliteBackend(Backend):
         if isinstance(exc, sqlite3.IntegrityError):
             return Conflict(f"{path}: {text}")
         if "locked" in lowered or "busy" in lowered:
+            from ..migrations import migration_lock_timeout  # it imports this package
+
             return StoreBusy(f"{path} is locked by another writer; gave up after "
-                             f"{self.config.busy_timeout:g} s (busy_timeout)")
+                             f"{self.config.busy_timeout:g} s (busy_timeout; "
+                             f"{migration_lock_timeout(self.config):g} s while migrating, as "
+                             "when an upgraded agentkeep opens an older store)")
         if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
             return StoreCorrupt(f"{path} is not a valid agentkeep database: {text}")
         if any(word in lowered for word in ("readonly", "unable to open", "disk i/o",
