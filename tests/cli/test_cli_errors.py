@@ -136,3 +136,11 @@ def test_console_script_reports_errors_the_same_way(tmp_path):
     assert process.returncode == 3
     assert process.stdout == ""
     assert process.stderr.count("\n") == 1 and process.stderr.startswith("error: ")
+
+
+def test_a_bad_since_names_the_formats_it_accepts(home):
+    line = assert_one_line_error(run("--home", home, "export", "--since", "yesterday"), 2,
+                                 "--since", "date or time", "2025-06-01 or", "'yesterday'")
+    assert "time zone" not in line
+    for accepted in ("2026-11-01", "2026-11-01T12:00", "2026-11-01T12:00:00Z"):
+        assert run("--home", home, "export", "--since", accepted).exit_code == 0, accepted

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Annotated, Any
 
@@ -71,16 +71,18 @@ def _counts_text(counts: dict[str, int], verb: str) -> str:
     return f"{verb} " + (", ".join(parts) if parts else "nothing")
 
 
-def _utc_if_naive(text: str) -> str:
-    """``--since`` text with ``+00:00`` added when it names no zone (a date, a local time)."""
-    if len(text) == 10:  # a bare date: midnight UTC
-        return text + "T00:00:00+00:00"
+def _since_time(text: str) -> datetime:
+    """``--since`` as a datetime: an ISO-8601 date or time, in UTC when it names no zone."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):  # Python 3.10's fromisoformat does not read Z
+        value = value[:-1] + "+00:00"
     try:
-        if datetime.fromisoformat(text).tzinfo is None:
-            return text + "+00:00"
+        moment = datetime.fromisoformat(value)
     except ValueError:
-        pass  # let the library explain what is wrong with it
-    return text
+        raise typer.BadParameter(f"must be an ISO-8601 date or time, e.g. 2025-06-01 or "
+                                 f"2025-06-01T12:00:00Z; got {text!r}",
+                                 param_hint="--since") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _is_stdout(output: str) -> bool:
@@ -153,7 +155,8 @@ def export(
         "everything it owns and the blobs it uses.")] = None,
     since: Annotated[str | None, typer.Option(
         "--since", metavar="TIME", help="Export only sessions active since this ISO-8601 "
-        "time (e.g. 2025-06-01 or 2025-06-01T12:00:00Z; UTC when no zone is given).")] = None,
+        "date or time (e.g. 2025-06-01 or 2025-06-01T12:00:00Z; UTC when no zone is given).")
+    ] = None,
     concerns: Annotated[list[str] | None, typer.Option(
         "--concern", metavar="NAME", help="Export only this concern (chat, app or "
         "checkpoints; repeatable). Default: all, or only chat with --session/--since.")] = None,
@@ -167,7 +170,7 @@ def export(
     """Write the store, or some sessions, as JSON Lines (stdout by default)."""
     from ..ops.transfer import export_store
 
-    since_value = None if since is None else _utc_if_naive(since.strip())
+    since_value = None if since is None else _since_time(since)
     to_stdout = output == "-" or _is_stdout(output)
     with get_state(ctx).open() as store:
         show = not to_stdout or not sys.stdout.isatty()
