@@ -71,6 +71,7 @@ def test_invalid_input_from_the_library_exits_2(home):
     ["sessions", "rm", "no-such-id"],
     ["sessions", "rm", "no-such-id", "--purge", "--yes"],
     ["sessions", "restore", "no-such-id"],
+    ["search", "lisbon", "--session", "no-such-id"],
 ])
 def test_missing_session_exits_1(home, args):
     assert_one_line_error(run("--home", home, *args), 1, "no-such-id")

@@ -67,6 +67,8 @@ def search(
 ) -> None:
     """Search message text, best hits first, with the matches highlighted."""
     with get_state(ctx).open() as store:
+        if session is not None:  # the library filters by it: an unknown id finds nothing
+            store.chat.get_session(session)
         hits = store.chat.search(query, session_id=session, role=role, limit=limit,
                                  marks=(MARK_START, MARK_END))
     if as_json:
