@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta, timezone
 
 import pytest
-from chat_helpers import all_sessions, assert_counters, blob_count, counters
+from chat_helpers import all_sessions, assert_counters, blob_count, counters, snapshot
 
 import agentkeep
-from agentkeep import Conflict, NotFound
+from agentkeep import Conflict, InvalidInput, NotFound
 
 
 def activity_order(sessions):
@@ -41,6 +41,84 @@ def test_create_with_defaults(store):
     assert session.title is None and session.provider is None and session.model is None
     assert session.generation == {} and session.metadata == {}
     assert store.chat.get_session(session.id) == session
+
+
+def _first_messages(kind):
+    """A new conversation's messages: plain; with every rarely set field, a summary and a
+    tool call answered within; or with a result for a call it never asked (on PostgreSQL
+    the transaction path rather than the one statement)."""
+    messages = [{"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Weather in Lisbon? " + "x" * 300}]
+    if kind == "plain":
+        return messages
+    messages += [
+        {"role": "assistant", "content": "", "model": "m1", "provider": "p", "cost": 0.25,
+         "usage": {"input_tokens": 10, "output_tokens": 3}, "metadata": {"k": [1]},
+         "parts": [{"type": "tool_call", "id": "c1", "name": "weather",
+                    "arguments": {"city": "LIS"}}]},
+        {"role": "tool", "content": "sunny",
+         "parts": [{"type": "tool_result", "call_id": "c1", "output": {"sky": "sunny"}}]},
+        {"role": "assistant", "content": "Sunny.", "summary": True,
+         "usage": {"input_tokens": 5, "output_tokens": 2}}]
+    if kind == "unknown result":
+        messages.append({"role": "tool", "content": "late", "parts": [
+            {"type": "tool_result", "call_id": "never-asked", "output": 1}]})
+    return messages
+
+
+@pytest.mark.parametrize("kind", ["plain", "full", "unknown result"])
+@pytest.mark.parametrize("sub_agent", [False, True])  # with a parent: the transaction path
+def test_create_with_first_messages(store, kind, sub_agent):
+    parent = store.chat.create_session(title="parent") if sub_agent else None
+    messages = _first_messages(kind)
+    session = store.chat.create_session(
+        title="Trip", model="gpt", id="trip-1", messages=messages,
+        parent_id=parent.id if parent else None)
+    assert session == store.chat.get_session("trip-1")
+    assert (session.id, session.title, session.model) == ("trip-1", "Trip", "gpt")
+    assert session.parent_id == (parent.id if parent else None)
+    history = store.chat.history(session.id)
+    assert [m.content for m in history] == [m["content"] for m in messages]
+    assert [(m.seq, m.depth) for m in history] == [(n + 1, n) for n in range(len(messages))]
+    assert [m.parent_id for m in history] == [None] + [m.id for m in history[:-1]]
+    assert session.head_id == history[-1].id
+    assert session.preview == messages[-1]["content"][:200]
+    assert_counters(store, session.id)
+    if kind == "plain":
+        assert counters(session) == (2, 0, 0, 0.0) and session.summary_id is None
+        assert store.chat.tool_calls(session.id) == []
+        return
+    assert counters(session) == (len(messages), 15, 5, 0.25)
+    assert session.summary_id == history[4].id
+    assert (history[2].model, history[2].provider, history[2].metadata) == ("m1", "p", {"k": [1]})
+    [call] = store.chat.tool_calls(session.id)
+    assert (call.status, call.input, call.output) == ("succeeded", {"city": "LIS"},
+                                                      {"sky": "sunny"})
+    assert (call.message_id, call.result_message_id) == (history[2].id, history[3].id)
+    more = store.chat.append(session.id, "user", "and tomorrow?")
+    assert (more.seq, more.parent_id) == (len(messages) + 1, history[-1].id)
+
+
+def test_create_with_first_messages_writes_nothing_on_error(store):
+    store.chat.create_session(id="taken", messages=[{"role": "user", "content": "first"}])
+    gone = store.chat.create_session(id="binned")
+    store.chat.delete_session(gone.id)
+    before = snapshot(store)
+    for taken in ("taken", "binned"):
+        with pytest.raises(Conflict):
+            store.chat.create_session(id=taken, messages=_first_messages("full"))
+    for messages, field in (
+            ([{"role": "user", "content": "ok"}, {"role": "robot", "content": "x"}],
+             "messages[1].role"),
+            ([{"role": "user", "content": 5}], "messages[0].content"),
+            ([{"role": "user", "content": "a", "parent_id": None}], "messages[0].parent_id"),
+            ("not a list", "messages"),
+            ([{"role": "tool", "parts": [{"type": "tool_result", "call_id": "c",
+                                          "is_error": "no"}]}], "messages[0].parts[0].is_error")):
+        with pytest.raises(InvalidInput) as caught:
+            store.chat.create_session(title="never", messages=messages)
+        assert caught.value.field == field
+    assert snapshot(store) == before
 
 
 def test_get_unknown_session(store):

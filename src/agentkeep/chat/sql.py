@@ -222,22 +222,44 @@ def _from_arrays(columns: tuple[tuple[str, str], ...], alias: str) -> tuple[str,
     return values, f"unnest({arrays})"
 
 
-def _append_batch_postgres(columns: tuple[tuple[str, str], ...], calls: bool) -> str:
+def _batch_postgres(columns: tuple[tuple[str, str], ...], calls: bool, new_session: bool
+                    ) -> str:
+    """APPEND_MANY_POSTGRES (a batch at an existing session's head) or, with
+    ``new_session``, CREATE_WITH_MESSAGES_POSTGRES (a new session and its first messages)."""
     values = _from_arrays(columns, "b")[0]
     unnest = _from_arrays((*columns, ("parent_id", "text")), "b")[1]
     names = ", ".join(name for name, _ in columns)
+    if new_session:
+        # The session row goes in with its final counters and head; the messages and calls
+        # only when it did (its id was free). The first parent sent is NULL: a root.
+        head = (
+            "moved AS (INSERT INTO sessions (id, title, status, provider, model, "
+            "system_prompt, generation, metadata, parent_id, forked_from_id, created_at, "
+            "updated_at, active_at, message_count, input_tokens, output_tokens, cost_nanos, "
+            "head_id, head_depth, summary_id) "
+            "VALUES (?, ?, 'active', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"ON CONFLICT (id) DO NOTHING RETURNING {', '.join(_SESSION_STORED)})"
+        )
+        chained = "moved.id, b.parent_id, b.n, b.n - 1"
+        result = f"SELECT {', '.join(_SESSION_STORED)} FROM moved"
+    else:
+        head = (
+            "prior AS (SELECT id, head_id, message_count, head_depth FROM sessions "
+            "WHERE id = ? AND status <> 'deleted' FOR UPDATE), "
+            "moved AS (UPDATE sessions s SET message_count = prior.message_count + ?, "
+            "input_tokens = s.input_tokens + ?, output_tokens = s.output_tokens + ?, "
+            "cost_nanos = s.cost_nanos + ?, head_id = ?, head_depth = prior.head_depth + ?, "
+            "summary_id = COALESCE(?, s.summary_id), updated_at = ?, active_at = ? FROM prior "
+            "WHERE s.id = prior.id RETURNING prior.id, prior.head_id, prior.message_count, "
+            "prior.head_depth)"
+        )
+        chained = ("moved.id, CASE WHEN b.n = 1 THEN moved.head_id ELSE b.parent_id END, "
+                   "moved.message_count + b.n, moved.head_depth + b.n")
+        result = "SELECT head_id, message_count, head_depth FROM moved"
     statement = (
-        "WITH prior AS (SELECT id, head_id, message_count, head_depth FROM sessions "
-        "WHERE id = ? AND status <> 'deleted' FOR UPDATE), "
-        "moved AS (UPDATE sessions s SET message_count = prior.message_count + ?, "
-        "input_tokens = s.input_tokens + ?, output_tokens = s.output_tokens + ?, "
-        "cost_nanos = s.cost_nanos + ?, head_id = ?, head_depth = prior.head_depth + ?, "
-        "summary_id = COALESCE(?, s.summary_id), updated_at = ?, active_at = ? FROM prior "
-        "WHERE s.id = prior.id RETURNING prior.id, prior.head_id, prior.message_count, "
-        "prior.head_depth), "
+        f"WITH {head}, "
         f"added AS (INSERT INTO messages (session_id, parent_id, seq, depth, {names}) "
-        "SELECT moved.id, CASE WHEN b.n = 1 THEN moved.head_id ELSE b.parent_id END, "
-        f"moved.message_count + b.n, moved.head_depth + b.n, {values} "
+        f"SELECT {chained}, {values} "
         f"FROM moved, {unnest} WITH ORDINALITY AS b({names}, parent_id, n))"
     )
     if calls:
@@ -247,12 +269,21 @@ def _append_batch_postgres(columns: tuple[tuple[str, str], ...], calls: bool) ->
             f", called AS (INSERT INTO tool_calls ({call_names}) SELECT {call_values} "
             f"FROM moved, {call_unnest} AS c({call_names}))"
         )
-    return statement + " SELECT head_id, message_count, head_depth FROM moved"
+    return f"{statement} {result}"
 
 
 APPEND_MANY_POSTGRES = {
-    (plain, calls): _append_batch_postgres(_BATCH_PLAIN if plain else _BATCH_PLAIN + _BATCH_EXTRAS,
-                                           calls)
+    (plain, calls): _batch_postgres(_BATCH_PLAIN if plain else _BATCH_PLAIN + _BATCH_EXTRAS,
+                                    calls, new_session=False)
+    for plain in (True, False) for calls in (True, False)
+}
+# PostgreSQL: create_session(messages=...) in ONE round trip: the session row (INSERT_SESSION's
+# values, then its message count, input and output tokens, cost, head id, head depth and
+# summary id or NULL), then the arrays of APPEND_MANY_POSTGRES. Returns the new session's
+# stored columns; no row when the id is taken (nothing written).
+CREATE_WITH_MESSAGES_POSTGRES = {
+    (plain, calls): _batch_postgres(_BATCH_PLAIN if plain else _BATCH_PLAIN + _BATCH_EXTRAS,
+                                    calls, new_session=True)
     for plain in (True, False) for calls in (True, False)
 }
 

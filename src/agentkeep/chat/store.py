@@ -101,6 +101,50 @@ _EXTRA_FIELDS = ("provider", "model", "finish_reason", "input_tokens", "output_t
                  "usage", "cost_nanos", "metadata_json")
 
 
+def _batch_arrays(prepared: list[dict[str, Any]], ids: list[str], times: list[Any],
+                  plain: bool, calls: list[list[Any]] | None) -> list[list[Any]]:
+    """A PostgreSQL batch statement's arrays: one per message column (sql._BATCH_PLAIN,
+    then sql._BATCH_EXTRAS unless ``plain``), the parents, one per tool-call column."""
+    arrays = [ids, [item["role"] for item in prepared], [item["content"] for item in prepared],
+              [item["parts_json"] for item in prepared], times]
+    if not plain:
+        arrays += [[item[name] for item in prepared] for name in _EXTRA_FIELDS]
+    arrays.append([None, *ids[:-1]])
+    if calls:
+        arrays += map(list, zip(*calls, strict=True))
+    return arrays
+
+
+def _prepared_batch(messages: object, *, always_indexed: bool = False
+                    ) -> tuple[list[dict[str, Any]], Any]:
+    """append_many's items, validated: (the prepared messages, the first item's parent_id
+    or _HEAD when it gives none). An error names the item (``messages[2].role``) unless
+    the batch is one message and not ``always_indexed`` (then as append() names it)."""
+    if isinstance(messages, (str, bytes, Mapping)):
+        raise InvalidInput("messages", "must be a list of message dicts")
+    try:  # a tuple or generator too: its first item's parent_id must not be lost
+        messages = list(messages)
+    except TypeError:
+        raise InvalidInput("messages", "must be a list of message dicts") from None
+    prepared = []
+    for index, fields in enumerate(messages):
+        if not isinstance(fields, Mapping):
+            raise InvalidInput(f"messages[{index}]", "must be a dict of message fields")
+        if index and "parent_id" in fields:
+            raise InvalidInput(f"messages[{index}].parent_id",
+                               "only the first message of a batch may set parent_id")
+        try:
+            prepared.append(prepare_message(fields))
+        except InvalidInput as exc:
+            if always_indexed or index or len(messages) > 1:
+                raise InvalidInput(f"messages[{index}].{exc.field}", exc.problem) from None
+            raise
+    parent_id = _HEAD
+    if prepared and "parent_id" in messages[0]:
+        parent_id = check_id("parent_id", messages[0]["parent_id"], optional=True)
+    return prepared, parent_id
+
+
 def _batch_totals(prepared: list[dict[str, Any]], ids: list[str]) -> tuple:
     """What a batch adds to its session: input and output tokens, cost, and the id of its
     last summary message (or None)."""
@@ -123,12 +167,17 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                        model: str | None = None, system_prompt: str | None = None,
                        generation: Mapping[str, Any] | None = None,
                        metadata: Mapping[str, Any] | None = None,
-                       parent_id: str | None = None, id: str | None = None) -> Session:
+                       parent_id: str | None = None, id: str | None = None,
+                       messages: Iterable[Mapping[str, Any]] | None = None) -> Session:
         """Create a session (commits). ``parent_id`` makes it a sub-agent session.
 
         Args:
             id: your own id for the session (any string up to 200 characters, e.g. the
                 session key of an agent framework); default: a new UUIDv7.
+            messages: the session's first messages, as :meth:`append_many` takes them
+                (without ``parent_id``), written with it in one transaction: a new
+                conversation or an imported one costs one commit (on PostgreSQL usually
+                one statement). Nothing is written if any is invalid.
 
         Raises:
             InvalidInput: a field is malformed.
@@ -140,15 +189,33 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                                       metadata=metadata)
         check_id("parent_id", parent_id, optional=True)
         check_id("id", id, optional=True)
+        prepared: list[dict[str, Any]] = []
+        if messages is not None:
+            prepared, first_parent = _prepared_batch(messages, always_indexed=True)
+            if first_parent is not _HEAD:
+                raise InvalidInput("messages[0].parent_id",
+                                   "a new session has no message to answer; leave it out")
         if parent_id is None and self._dialect == "postgresql":
-            return self._backend.alone(CONCERN, lambda conn: self._create_session_postgres(
-                conn, values, id))
+            if not prepared:
+                return self._backend.alone(CONCERN, lambda conn: self._create_session_postgres(
+                    conn, values, id))
+            if _fits_one_statement(prepared):
+                session_id, stamp, ids = id or new_id(), now(), new_ids(len(prepared))
+                calls = self._batch_tool_calls(session_id, ids, prepared, stamp)
+                if calls is not None:
+                    return self._backend.alone(CONCERN, lambda conn: (
+                        self._create_with_messages_postgres(conn, values, session_id,
+                                                            prepared, stamp, ids, calls)))
         with self._write() as conn:
             if parent_id is not None:  # here, not in _insert_session: fork() keeps a binned parent
                 self._live_session(conn, parent_id)
             if id is not None and conn.one(sql.SESSION_EXISTS, (id,)) is not None:
                 raise Conflict(f"a session with id {id!r} already exists")
-            return self._insert_session(conn, values, parent_id, None, id)
+            session = self._insert_session(conn, values, parent_id, None, id)
+            if not prepared:
+                return session
+            self._append_rows(conn, session.id, prepared, _HEAD)
+            return self._get_session(conn, session.id)
 
     def _create_session_postgres(self, conn: Connection, values: dict[str, Any],
                                  session_id: str | None) -> Session:
@@ -159,6 +226,22 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             raise Conflict(f"a session with id {session_id!r} already exists")
         return Session(row)
 
+    def _create_with_messages_postgres(self, conn: Connection, values: dict[str, Any],
+                                       session_id: str, prepared: list[dict[str, Any]],
+                                       stamp: datetime, ids: list[str],
+                                       calls: list[list[Any]]) -> Session:
+        """A session and its first messages (and their tool calls) in one self-committing
+        statement (see CREATE_WITH_MESSAGES_POSTGRES)."""
+        plain = all(map(is_plain, prepared))
+        input_tokens, output_tokens, cost_nanos, summary_id = _batch_totals(prepared, ids)
+        row = conn.one(sql.CREATE_WITH_MESSAGES_POSTGRES[plain, bool(calls)], [
+            *self._session_row(values, None, None, session_id, stamp), len(ids),
+            input_tokens, output_tokens, cost_nanos, ids[-1], len(ids) - 1, summary_id,
+            *_batch_arrays(prepared, ids, [stamp] * len(ids), plain, calls)])
+        if row is None:
+            raise Conflict(f"a session with id {session_id!r} already exists")
+        return Session((*row, prepared[-1]["content"][:200]))  # SESSION_COLUMNS' preview
+
     def _insert_session(self, conn: Connection, values: dict[str, Any], parent_id: str | None,
                         forked_from_id: str | None, session_id: str | None = None) -> Session:
         session_id = session_id or new_id()
@@ -167,9 +250,10 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         return self._get_session(conn, session_id)
 
     def _session_row(self, values: dict[str, Any], parent_id: str | None,
-                     forked_from_id: str | None, session_id: str) -> tuple:
-        """INSERT_SESSION's values for a new session created now."""
-        stamp = self._time(now())
+                     forked_from_id: str | None, session_id: str,
+                     created: datetime | None = None) -> tuple:
+        """INSERT_SESSION's values for a new session created now (or at ``created``)."""
+        stamp = self._time(created or now())
         return (session_id, values["title"], values["provider"], values["model"],
                 values["system_prompt"], values["generation"], values["metadata"], parent_id,
                 forked_from_id, stamp, stamp, stamp)
@@ -371,30 +455,9 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         Nothing is written if any item is invalid.
         """
         check_id("session_id", session_id)
-        if isinstance(messages, (str, bytes, Mapping)):
-            raise InvalidInput("messages", "must be a list of message dicts")
-        try:  # a tuple or generator too: its first item's parent_id must not be lost
-            messages = list(messages)
-        except TypeError:
-            raise InvalidInput("messages", "must be a list of message dicts") from None
-        prepared = []
-        for index, fields in enumerate(messages):
-            if not isinstance(fields, Mapping):
-                raise InvalidInput(f"messages[{index}]", "must be a dict of message fields")
-            if index and "parent_id" in fields:
-                raise InvalidInput(f"messages[{index}].parent_id",
-                                   "only the first message of a batch may set parent_id")
-            try:
-                prepared.append(prepare_message(fields))
-            except InvalidInput as exc:
-                if index or len(prepared) or len(messages) > 1:
-                    raise InvalidInput(f"messages[{index}].{exc.field}", exc.problem) from None
-                raise
+        prepared, parent_id = _prepared_batch(messages)
         if not prepared:
             return []
-        parent_id = _HEAD
-        if "parent_id" in messages[0]:
-            parent_id = check_id("parent_id", messages[0]["parent_id"], optional=True)
         return self._append_prepared(session_id, prepared, parent_id)
 
     def _append_prepared(self, session_id: str, prepared: list[dict[str, Any]],
@@ -476,16 +539,9 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         with ``calls`` (the batch's tool calls, _batch_tool_calls) when not None."""
         plain = all(map(is_plain, prepared))
         input_tokens, output_tokens, cost_nanos, summary_id = _batch_totals(prepared, ids)
-        values = [session_id, len(ids), input_tokens, output_tokens, cost_nanos, ids[-1],
-                  len(ids), summary_id, stamp, stamp, ids,
-                  [item["role"] for item in prepared], [item["content"] for item in prepared],
-                  [item["parts_json"] for item in prepared], times]
-        if not plain:
-            values += [[item[name] for item in prepared] for name in _EXTRA_FIELDS]
-        values.append([None, *ids[:-1]])
-        if calls:
-            values += map(list, zip(*calls, strict=True))
-        inserted = conn.one(sql.APPEND_MANY_POSTGRES[plain, bool(calls)], values)
+        inserted = conn.one(sql.APPEND_MANY_POSTGRES[plain, bool(calls)], [
+            session_id, len(ids), input_tokens, output_tokens, cost_nanos, ids[-1], len(ids),
+            summary_id, stamp, stamp, *_batch_arrays(prepared, ids, times, plain, calls)])
         if inserted is None:
             raise NotFound(f"no session {session_id!r}")
         rows = _chain(session_id, ids, prepared, times, *inserted, plain)
