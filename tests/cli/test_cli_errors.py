@@ -145,3 +145,15 @@ def test_a_bad_since_names_the_formats_it_accepts(home):
     assert "time zone" not in line
     for accepted in ("2026-11-01", "2026-11-01T12:00", "2026-11-01T12:00:00Z"):
         assert run("--home", home, "export", "--since", accepted).exit_code == 0, accepted
+
+
+@pytest.mark.parametrize("args", [
+    ["prune", "--older-than", "1000000000d"],
+    ["prune", "--older-than", "999999999w"],
+    ["prune", "--grace", "36601d"],
+    ["checkpoints", "prune", "--older-than", "1000000000d"],
+])
+def test_a_well_formed_but_too_large_age_says_so(home, args):
+    line = assert_one_line_error(run("--home", home, *args, "--dry-run"), 2, args[-2],
+                                 "too large", "at most 36600d", repr(args[-1]))
+    assert "like 90d" not in line

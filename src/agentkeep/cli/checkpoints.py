@@ -12,6 +12,7 @@ from rich.text import Text
 
 from ..errors import InvalidInput
 from .app import UsageError, get_state
+from .maintenance import check_age
 from .output import console, number, print_json, when
 
 checkpoints_app = typer.Typer(help="List the threads of agent-framework checkpoints and "
@@ -73,6 +74,7 @@ def prune(
     as_json: JsonOption = False,
 ) -> None:
     """Delete old checkpoints and their pending writes (retention); --dry-run counts them."""
+    check_age("--older-than", older_than)
     criteria = dict(keep_last=keep_last, older_than=older_than, thread_ids=thread or None)
     with get_state(ctx).open() as store:
         try:

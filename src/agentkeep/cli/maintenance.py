@@ -7,6 +7,7 @@ purges exactly the planned sessions that did not change meanwhile, in batches.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
 import typer
@@ -96,6 +97,20 @@ def _apply(store: Any, plan: ops_prune.PrunePlan, batch_size: int) -> ops_prune.
                                progress=lambda done, _: progress.update(task, completed=done))
 
 
+_AGE = re.compile(r"([0-9]+)([mhdw])")
+
+
+def check_age(option: str, value: str | None) -> None:
+    """Refuse a well-formed AGE beyond the library's maximum as too large: the library
+    calls a number of more than 9 digits malformed, and one that overflows an error."""
+    match = _AGE.fullmatch(value) if value is not None else None
+    seconds = int(match[1]) * ops_prune.UNITS[match[2]] if match else 0
+    if seconds > ops_prune.MAX_DURATION.total_seconds():
+        raise typer.BadParameter(
+            f"is too large: at most {ops_prune.format_duration(ops_prune.MAX_DURATION)} "
+            f"(100 years); got {value!r}", param_hint=option)
+
+
 #: The option of each prune criterion, for usage errors.
 OPTIONS = {"older_than": "--older-than", "keep_last": "--keep-last", "status": "--status",
            "grace": "--grace"}
@@ -140,6 +155,8 @@ def prune(
     as_json: JsonOption = False,
 ) -> None:
     """Purge old sessions for good (retention), in small batches; --dry-run lists them."""
+    check_age("--older-than", older_than)
+    check_age("--grace", grace)
     out = console()
     with get_state(ctx).open() as store:
         plan = _make_plan(store, older_than=older_than, keep_last=keep_last, status=status,
