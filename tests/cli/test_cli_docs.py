@@ -49,6 +49,25 @@ def test_command_has_help_and_docs(path, command):
                 assert f"`{name}" in section, (path, name)
 
 
+def _everything(command=None, path=()):
+    """(path, command) for the program, every group and every command."""
+    command = command or typer.main.get_command(app)
+    yield path, command
+    for name, child in getattr(command, "commands", {}).items():
+        yield from _everything(child, (*path, name))
+
+
+@pytest.mark.parametrize(("path", "command"), list(_everything()),
+                         ids=lambda value: " ".join(value) if isinstance(value, tuple) else "")
+def test_help_reads_cleanly(path, command):
+    text = ok(*path, "--help").stdout
+    usage = next(line for line in text.splitlines() if "Usage:" in line)
+    assert "{" not in usage and "[[" not in usage, usage
+    assert "<bool>" not in text
+    for paragraph in (command.help or "").split("\n\n"):
+        assert "\n" not in paragraph, paragraph  # a docstring's line break would show
+
+
 def test_global_options_are_documented():
     text = DOCS.read_text()
     for param in typer.main.get_command(app).params:

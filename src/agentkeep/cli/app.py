@@ -9,10 +9,15 @@ Commands that only read refuse to create a store where none exists, so a mistype
 Errors are handled in :class:`AgentkeepGroup`: ``invoke`` turns whatever a command
 raises into a :class:`CommandFailed` (with the traceback first under ``--debug``), and
 ``main`` prints every failure, usage errors included, as one ``error: ...`` line.
+
+Every Typer app of the CLI is an :class:`AgentkeepTyper`, so every command and group
+shares one help style (:class:`HelpStyle`) whatever Typer's version does by default.
 """
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +26,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from .. import __version__
 from ..concerns import CONCERNS
@@ -45,7 +50,63 @@ class CommandFailed(ClickException):
         self.exit_code = exit_code
 
 
-class AgentkeepGroup(TyperGroup):
+def paragraphs(text: str | None) -> str | None:
+    """Help text with each paragraph on one line, so help wraps it to the terminal rather
+    than keeping a docstring's line breaks."""
+    if text is None:
+        return None
+    return "\n\n".join(" ".join(paragraph.split())
+                       for paragraph in re.split(r"\n\s*\n", inspect.cleandoc(text)))
+
+
+class HelpStyle:
+    """The help of every command and group: docstring paragraphs wrapped as paragraphs, and
+    no value shown for a flag (Typer would write ``--debug <bool>``)."""
+
+    help: str | None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.help = paragraphs(self.help)
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        params = super().get_params(ctx)  # type: ignore[misc]
+        for param in params:
+            if getattr(param, "is_flag", False) and param.metavar is None:
+                param.metavar = ""  # a flag takes no value
+        return params
+
+
+class AgentkeepCommand(HelpStyle, TyperCommand):
+    """A command of the CLI: its usage line names the arguments as their metavars say."""
+
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """``[OPTIONS] ID [DEST]``: optional arguments in brackets, nothing else added."""
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if param.param_type_name == "argument":
+                name = (param.metavar or param.name.upper()) + ("..." if param.nargs != 1 else "")
+                pieces.append(name if param.required else f"[{name}]")
+        return pieces
+
+
+class CommandGroup(HelpStyle, TyperGroup):
+    """A group of commands (``sessions``, ``migrate``, ``checkpoints``)."""
+
+
+class AgentkeepTyper(typer.Typer):
+    """A Typer app whose commands are :class:`AgentkeepCommand` and whose group is a
+    :class:`CommandGroup` unless told otherwise."""
+
+    def __init__(self, *, cls: type[TyperGroup] | None = None, **kwargs: Any) -> None:
+        super().__init__(cls=cls or CommandGroup, **kwargs)
+
+    def command(self, *args: Any, cls: type[TyperCommand] | None = None,
+                **kwargs: Any) -> Any:
+        return super().command(*args, cls=cls or AgentkeepCommand, **kwargs)
+
+
+class AgentkeepGroup(CommandGroup):
     """The root command group, with the CLI's single error handler."""
 
     #: The order of ``agentkeep --help`` (Typer would list the groups last).
@@ -98,7 +159,7 @@ class AgentkeepGroup(TyperGroup):
         return code
 
 
-app = typer.Typer(
+app = AgentkeepTyper(
     cls=AgentkeepGroup,
     name="agentkeep",
     help="Inspect, migrate and fill an agentkeep store (SQLite directory or PostgreSQL).",

@@ -114,7 +114,7 @@ def render_restore(result: RestoreResult) -> None:
 def backup_command(
     ctx: typer.Context,
     dest: Annotated[Path | None, typer.Argument(
-        metavar="[DEST]", show_default=False,
+        metavar="DEST", show_default=False,
         help="Directory to write the backup into (created if missing). Default: "
              "<home>/backups for SQLite, the current directory for PostgreSQL.")] = None,
     compress: Annotated[str | None, typer.Option(

@@ -11,12 +11,12 @@ from rich.table import Table
 from rich.text import Text
 
 from ..errors import InvalidInput
-from .app import UsageError, get_state
+from .app import AgentkeepTyper, UsageError, get_state
 from .maintenance import check_age
 from .output import console, number, print_json, when
 
-checkpoints_app = typer.Typer(help="List the threads of agent-framework checkpoints and "
-                                   "apply retention to them.", no_args_is_help=True)
+checkpoints_app = AgentkeepTyper(help="List the threads of agent-framework checkpoints "
+                                      "and apply retention to them.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
 #: The option of each prune argument, for usage errors.

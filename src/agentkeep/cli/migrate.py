@@ -17,11 +17,11 @@ from rich.text import Text
 
 from ..concerns import CONCERNS
 from ..migrations import check_revision, current_revision, known_revisions
-from .app import get_state
+from .app import AgentkeepTyper, get_state
 from .output import console, print_json
 
-migrate_app = typer.Typer(help="Show, apply, undo and check schema migrations.",
-                          no_args_is_help=True)
+migrate_app = AgentkeepTyper(help="Show, apply, undo and check schema migrations.",
+                             no_args_is_help=True)
 
 ConcernOption = Annotated[str | None, typer.Option(
     "--concern", metavar="NAME", help=f"Only this concern ({', '.join(CONCERNS)}).")]

@@ -54,7 +54,7 @@ def render_hits(hits: Iterable[Any]) -> Group:
 def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(
-        help='Words (all must match), "a phrase", OR, -exclude, prefix*.')],
+        metavar="QUERY", help='Words (all must match), "a phrase", OR, -exclude, prefix*.')],
     session: Annotated[str | None, typer.Option(
         metavar="ID", help="Only messages of this session.")] = None,
     role: Annotated[str | None, typer.Option(

@@ -10,12 +10,12 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
-from .app import get_state
+from .app import AgentkeepTyper, get_state
 from .output import console, money, number, one_line, print_json, when
 from .tree import load_view, render_session, view_json
 
-sessions_app = typer.Typer(help="List, show, delete and restore sessions.",
-                           no_args_is_help=True)
+sessions_app = AgentkeepTyper(help="List, show, delete and restore sessions.",
+                              no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 #: Terminal width from which the session list shows every column.
