@@ -194,6 +194,18 @@ def test_migrate_status_down_check_up(home):
     assert ok("--home", home, "migrate", "check").exit_code == 0
 
 
+def test_piped_output_keeps_ids_paths_and_commands_whole(tmp_path, monkeypatch):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    home = tmp_path / "a-store-directory-whose-path-is-long-enough-to-matter"
+    ok("--home", home, "demo", "--sessions", "3", "--messages-per-session", "4")
+    status = ok("--home", home, "migrate", "status").stdout
+    assert str(home / "checkpoints.db") in status and "checkpoints_0001" in status
+    victim = json_of("--home", home, "sessions", "list")["items"][-1]["id"]
+    deleted = ok("--home", home, "sessions", "rm", victim).stdout
+    assert f"`agentkeep sessions restore {victim}`" in deleted.splitlines()[0]
+    assert max(map(len, ok("--home", home, "search", "the").stdout.splitlines())) < 200
+
+
 def test_migrate_up_creates_a_store(home):
     ok("--home", home, "migrate", "up")
     assert all(s["is_current"] for s in json_of("--home", home, "migrate", "status"))

@@ -55,6 +55,7 @@ def check(
             fixable = sum(1 for f in left if f.repairable)
             hint = (f" ({fixable} repairable: run `agentkeep check --repair`)"
                     if fixable and not repair else "")
-            out.print(Text(f"{len(left)} problem(s) found{hint}.", style="bold red"))
+            out.print(Text(f"{len(left)} problem(s) found{hint}.", style="bold red"),
+                      soft_wrap=True)
     if not report.is_clean:
         raise typer.Exit(1)

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.rule import Rule
 from rich.text import Text
@@ -38,6 +39,8 @@ from .tree import load_view, render_session
 
 #: How many messages of the showcase session's active branch the demo draws.
 SHOWCASE_MESSAGES = 14
+#: The width of the section rules when the output is not a terminal.
+PIPED_RULE_WIDTH = 80
 
 
 def register(app: typer.Typer) -> None:
@@ -81,6 +84,12 @@ def _command_prefix(state: State) -> str:
     return shlex.join(words)
 
 
+def _section(out: Console, title: str = "", style: str = "rule.line") -> None:
+    """A rule with ``title`` at its left, across the terminal (80 columns when piped)."""
+    out.print(Rule(title, align="left", style=style),
+              width=out.width if out.is_terminal else min(out.width, PIPED_RULE_WIDTH))
+
+
 def _summary_line(summary: DemoSummary) -> Text:
     what = (f"{number(summary.sessions)} sessions, {number(summary.messages)} messages "
             f"({number(summary.branch_messages)} on side branches), "
@@ -122,18 +131,18 @@ def demo(
         if summary is None:
             summary = _generate(store, sessions, messages_per_session, seed)
         out.print(_summary_line(summary))
-        out.print(Rule("Recently active sessions", align="left"))
+        _section(out, "Recently active sessions")
         out.print(sessions_table(store.chat.list_sessions(limit=8).items,
                                  wide=out.width >= WIDE))
-        out.print(Rule("One session's branch tree", align="left"))
+        _section(out, "One session's branch tree")
         out.print(render_session(load_view(store, summary.showcase_id, SHOWCASE_MESSAGES)))
-        out.print(Rule(f"search {summary.query}", align="left"))
+        _section(out, f"search {summary.query}")
         out.print(render_hits(store.chat.search(summary.query, limit=5,
                                                 marks=(MARK_START, MARK_END))))
-        out.print(Rule("stats", align="left"))
+        _section(out, "stats")
         out.print(render_stats(gather_stats(store)))
     prefix = _command_prefix(state)
-    out.print(Rule(style="dim"))
+    _section(out, style="dim")
     out.print(Text(f"Done in {time.perf_counter() - started:.1f} s. Try:\n"
                    f"  {prefix} sessions show {summary.showcase_id}\n"
                    f"  {prefix} search {shlex.quote(summary.query + ' -train')}\n"

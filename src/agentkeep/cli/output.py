@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import re
 import sys
 from datetime import datetime
@@ -27,13 +28,23 @@ HIGHLIGHT_STYLE = "bold black on yellow"
 ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "tool": "bold yellow",
                "system": "bold magenta"}
 
+#: The width of output that is not a terminal: wider than any line the commands print.
+PIPED_WIDTH = 1_000
+
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _SPACE = re.compile(r"\s+")
 
 
 def console() -> Console:
-    """A console on stdout. Markup is used only in our own literal strings."""
-    return Console(highlight=False, emoji=False)
+    """A console on stdout. Markup is used only in our own literal strings.
+
+    Piped or redirected (and without ``$COLUMNS``), it is :data:`PIPED_WIDTH` wide rather
+    than rich's 80 columns, so no table cuts an id or a path and no line breaks.
+    """
+    out = Console(highlight=False, emoji=False)
+    if not out.is_terminal and "COLUMNS" not in os.environ:
+        out.width = PIPED_WIDTH
+    return out
 
 
 def error_console() -> Console:

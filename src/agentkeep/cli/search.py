@@ -47,7 +47,7 @@ def render_hits(hits: Iterable[Any]) -> Group:
         head.append(" · ", style="dim")
         head.append(message.role, style=ROLE_STYLES.get(message.role, "bold"))
         head.append(f" · {when(message.created_at)} · {message.session_id}", style="dim")
-        parts += [head, Padding(highlighted(hit.snippet), (0, 0, 0, 4))]
+        parts += [head, Padding(highlighted(hit.snippet), (0, 0, 0, 4), expand=False)]
     return Group(*parts)
 
 

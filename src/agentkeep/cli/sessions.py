@@ -133,7 +133,7 @@ def remove(
         if not purge:
             store.chat.delete_session(session_id)
             out.print(Text(f"Deleted session {session_id} (restore it with "
-                           f"`agentkeep sessions restore {session_id}`)."))
+                           f"`agentkeep sessions restore {session_id}`)."), soft_wrap=True)
             return
         session = store.chat.get_session(session_id, include_deleted=True)
         if not yes:
