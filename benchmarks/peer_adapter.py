@@ -50,13 +50,17 @@ class AgentkeepAdapter(Adapter):
         self._conflict = agentkeep.Conflict
         self._not_found = agentkeep.NotFound
 
-    def _ensure(self, session_id: str) -> None:
-        if session_id not in self.known:
-            try:
-                self.chat.create_session(id=session_id)
-            except self._conflict:
-                pass
-            self.known.add(session_id)
+    def _ensure(self, session_id: str, first: list[dict] | None = None) -> bool:
+        """Create the session on first use, with ``first`` as its first messages (one
+        commit); False when it existed (``first`` not written)."""
+        if session_id in self.known:
+            return False
+        self.known.add(session_id)
+        try:
+            self.chat.create_session(id=session_id, messages=first)
+        except self._conflict:
+            return False
+        return True
 
     def append(self, session_id: str, message: dict) -> None:
         self._ensure(session_id)
@@ -64,9 +68,10 @@ class AgentkeepAdapter(Adapter):
                          parts=_parts(message))
 
     def append_many(self, session_id: str, messages: list[dict]) -> None:
-        self._ensure(session_id)
-        self.chat.append_many(session_id, [
-            {"role": m["role"], "content": m["content"], "parts": _parts(m)} for m in messages])
+        items = [{"role": m["role"], "content": m["content"], "parts": _parts(m)}
+                 for m in messages]
+        if not self._ensure(session_id, items):
+            self.chat.append_many(session_id, items)
 
     def last_n(self, session_id: str, n: int) -> list:
         try:

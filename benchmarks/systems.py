@@ -232,23 +232,29 @@ class Agentkeep:
             self.store = agentkeep.open(PG_URL, schema_prefix=self.location)
         self.chat = self.store.chat
 
-    def _ensure(self, key: str) -> None:
-        if key not in self.known:
-            try:
-                self.chat.create_session(id=key)
-            except Exception as exc:  # an existing session from an earlier handle
-                if type(exc).__name__ != "Conflict":
-                    raise
-            self.known.add(key)
+    def _ensure(self, key: str, first: list[dict] | None = None) -> bool:
+        """Create session ``key`` on first use, with ``first`` as its first messages (one
+        commit, as raw's upsert and inserts); False when it existed (``first`` unwritten)."""
+        if key in self.known:
+            return False
+        self.known.add(key)
+        try:
+            self.chat.create_session(id=key, messages=first)
+        except Exception as exc:  # an existing session from an earlier handle
+            if type(exc).__name__ != "Conflict":
+                raise
+            return False
+        return True
 
     def append(self, key: str, message: dict) -> None:
         self._ensure(key)
         self.chat.append(key, message["role"], message["content"], parts=parts_of(message))
 
     def append_many(self, key: str, messages: list[dict]) -> None:
-        self._ensure(key)
-        self.chat.append_many(key, [{"role": m["role"], "content": m["content"],
-                                     "parts": parts_of(m)} for m in messages])
+        items = [{"role": m["role"], "content": m["content"], "parts": parts_of(m)}
+                 for m in messages]
+        if not self._ensure(key, items):
+            self.chat.append_many(key, items)
 
     def last_n(self, key: str, n: int) -> list:
         return self.chat.history(key, last=n)
