@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_helpers import STORE_ENV, assert_one_line_error, ok, run
+from cli_helpers import STORE_ENV, assert_one_line_error, json_of, ok, run
 
 import agentkeep
 from agentkeep.cli import stats as stats_module
@@ -157,3 +157,27 @@ def test_a_well_formed_but_too_large_age_says_so(home, args):
     line = assert_one_line_error(run("--home", home, *args, "--dry-run"), 2, args[-2],
                                  "too large", "at most 36600d", repr(args[-1]))
     assert "like 90d" not in line
+
+
+@pytest.mark.parametrize(("args", "words", "library_words"), [
+    (["prune", "--status", "active"], ["--status", "use --older-than or --keep-last"],
+     ["older_than", "keep_last"]),
+    (["export", "--concern", "bogus"], ["--concern", "bogus"], ["concerns"]),
+    (["export", "--session", ""], ["--session"], ["session_ids"]),
+    (["backup", "--concern", "bogus"], ["--concern", "bogus"], ["concerns"]),
+    (["checkpoints", "prune", "--keep-last", "1", "--thread", ""], ["--thread"], ["thread_ids"]),
+    (["search", "x", "--role", "robot"], ["Invalid value for --role", "robot"], []),
+])
+def test_invalid_input_names_the_option(home, args, words, library_words):
+    line = assert_one_line_error(run("--home", home, *args), 2, *words)
+    for word in library_words:
+        assert word not in line, (word, line)
+
+
+def test_messages_say_options_not_library_arguments(home, tmp_path):
+    assert "--no-vacuum" in ok("--home", home, "optimize", "--no-vacuum").stdout
+    backup = json_of("--home", home, "backup", tmp_path / "backups")["path"]
+    with agentkeep.open(home) as store:
+        store.chat.create_session(title="holds data")
+    line = assert_one_line_error(run("--home", home, "restore", backup), 1, "--force")
+    assert "force=True" not in line

@@ -8,7 +8,10 @@ Commands that only read refuse to create a store where none exists, so a mistype
 
 Errors are handled in :class:`AgentkeepGroup`: ``invoke`` turns whatever a command
 raises into a :class:`CommandFailed` (with the traceback first under ``--debug``), and
-``main`` prints every failure, usage errors included, as one ``error: ...`` line.
+``main`` prints every failure, usage errors included, as one ``error: ...`` line. The
+library names its arguments as Python spells them (``older_than``, ``force=True``); the
+handler says them as the command's options, and an ``InvalidInput`` about an argument a
+command's parameter of the same name passes is a usage error of that option.
 
 Every Typer app of the CLI is an :class:`AgentkeepTyper`, so every command and group
 shares one help style (:class:`HelpStyle`) whatever Typer's version does by default.
@@ -31,7 +34,7 @@ from typer.core import TyperCommand, TyperGroup
 from .. import __version__
 from ..concerns import CONCERNS
 from ..config import StoreConfig, is_postgres_url, resolve
-from ..errors import NotFound, StoreUnavailable
+from ..errors import InvalidInput, NotFound, StoreUnavailable
 from .errors import FAILURE, USAGE, classify, print_traceback, report
 
 try:  # typer >= 0.20 vendors its own copy of click
@@ -77,8 +80,55 @@ class HelpStyle:
         return params
 
 
+def param_for(ctx: Any, field: str) -> tuple[Any, Any]:
+    """The context and parameter, of ``ctx``'s command or of a group above it (a global
+    option), that passes the library argument ``field`` (``thread_ids[2]`` is passed by
+    ``thread_ids``); ``(ctx, None)`` when none does."""
+    name = re.match(r"\w*", field).group()  # type: ignore[union-attr]
+    context = ctx
+    while context is not None:
+        for param in context.command.get_params(context):
+            if param.name == name:
+                return context, param
+        context = context.parent
+    return ctx, None
+
+
+def param_hint(param: Any) -> str:
+    """How a parameter is named in a message: its long option, or an argument's metavar."""
+    if param.param_type_name == "option":
+        return max(param.opts, key=len)
+    return param.metavar or param.name.upper()
+
+
+def in_cli_words(ctx: Any, text: str, *, bare_names: bool = False) -> str:
+    """``text`` from the library with its spelling of the command's arguments made the
+    options': ``--force (force=True)`` and ``force=True`` read ``--force``, ``vacuum=False``
+    ``--no-vacuum``; with ``bare_names`` (a complaint about arguments), ``older_than``
+    reads ``--older-than`` too."""
+    for param in ctx.command.get_params(ctx):
+        if param.param_type_name != "option" or not param.name:
+            continue
+        name, option = re.escape(param.name), param_hint(param)
+        text = re.sub(rf"{re.escape(option)} \({name}=True\)", option, text)
+        text = re.sub(rf"\b{name}=True\b", option, text)
+        if param.secondary_opts:
+            text = re.sub(rf"\b{name}=False\b", max(param.secondary_opts, key=len), text)
+        if bare_names and "_" in param.name:
+            text = re.sub(rf"\b{name}\b", option, text)
+    return text
+
+
+#: The ``ctx.meta`` key (shared by all the contexts of a run) of the running command's context.
+COMMAND_CONTEXT = "agentkeep.command_context"
+
+
 class AgentkeepCommand(HelpStyle, TyperCommand):
     """A command of the CLI: its usage line names the arguments as their metavars say."""
+
+    def invoke(self, ctx: Any) -> Any:
+        ctx.meta[COMMAND_CONTEXT] = ctx  # so the error handler can name this command's options
+        return super().invoke(ctx)
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         """``[OPTIONS] ID [DEST]``: optional arguments in brackets, nothing else added."""
@@ -126,8 +176,15 @@ class AgentkeepGroup(CommandGroup):
         except (Exception, KeyboardInterrupt) as exc:
             if ctx.params.get("debug"):
                 print_traceback(exc)
+            command_ctx = ctx.meta.get(COMMAND_CONTEXT, ctx)
+            if isinstance(exc, InvalidInput):
+                param_ctx, param = param_for(command_ctx, exc.field)
+                if param is not None:
+                    problem = in_cli_words(command_ctx, exc.problem, bare_names=True)
+                    raise typer.BadParameter(problem, ctx=param_ctx,
+                                             param_hint=param_hint(param)) from exc
             code, message = classify(exc)
-            raise CommandFailed(message, code) from exc
+            raise CommandFailed(in_cli_words(command_ctx, message), code) from exc
 
     def main(self, args: Any = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,

@@ -19,7 +19,6 @@ from rich.table import Table
 from rich.text import Text
 
 from ..concerns import CONCERNS
-from ..errors import InvalidInput
 from ..ops.backup import COMPRESSIONS, BackupResult, Manifest, backup, check_concerns
 from ..ops.restore import RestoreResult, restore
 from .app import State, get_state
@@ -120,7 +119,7 @@ def backup_command(
     compress: Annotated[str | None, typer.Option(
         "--compress", metavar="gzip|zstd",
         help="Compress each file (zstd needs the zstandard package).")] = None,
-    concern: Annotated[str | None, typer.Option(
+    concerns: Annotated[str | None, typer.Option(
         "--concern", metavar="NAMES",
         help=f"Only these concerns, comma-separated ({','.join(CONCERNS)}).")] = None,
     keep: Annotated[int | None, typer.Option(
@@ -133,14 +132,11 @@ def backup_command(
     if compress is not None and compress not in COMPRESSIONS:
         raise typer.BadParameter(f"must be gzip or zstd; got {compress!r}",
                                  param_hint="--compress")
-    if concern is not None:
-        try:
-            check_concerns(concern)
-        except InvalidInput as exc:
-            raise typer.BadParameter(exc.problem, param_hint="--concern") from None
+    if concerns is not None:  # before the store is opened
+        check_concerns(concerns)
     state = get_state(ctx)
     with state.open() as store, _steps("backing up") as progress:
-        result = backup(store, dest, compress=compress, concerns=concern, keep=keep,
+        result = backup(store, dest, compress=compress, concerns=concerns, keep=keep,
                         progress=progress)
     if as_json:
         print_json(result.to_dict())

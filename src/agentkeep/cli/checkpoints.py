@@ -19,8 +19,6 @@ checkpoints_app = AgentkeepTyper(help="List the threads of agent-framework check
                                       "and apply retention to them.", no_args_is_help=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
-#: The option of each prune argument, for usage errors.
-OPTIONS = {"keep_last": "--keep-last", "older_than": "--older-than", "thread_ids": "--thread"}
 
 
 def register(app: typer.Typer) -> None:
@@ -64,7 +62,7 @@ def prune(
         "--older-than", metavar="AGE",
         help="Of the others, delete only those stored more than AGE ago (90d, 12h, 30m, "
              "2w).")] = None,
-    thread: Annotated[list[str] | None, typer.Option(
+    thread_ids: Annotated[list[str] | None, typer.Option(
         "--thread", metavar="ID", help="Only this thread (repeatable). Default: every "
                                        "thread.")] = None,
     dry_run: Annotated[bool, typer.Option(
@@ -75,7 +73,7 @@ def prune(
 ) -> None:
     """Delete old checkpoints and their pending writes (retention); --dry-run counts them."""
     check_age("--older-than", older_than)
-    criteria = dict(keep_last=keep_last, older_than=older_than, thread_ids=thread or None)
+    criteria = dict(keep_last=keep_last, older_than=older_than, thread_ids=thread_ids or None)
     with get_state(ctx).open() as store:
         try:
             planned = store.checkpoints.prune(**criteria, dry_run=True)
@@ -86,8 +84,6 @@ def prune(
             result = planned if dry_run or not planned.checkpoints else \
                 store.checkpoints.prune(**criteria)
         except InvalidInput as exc:
-            if exc.field in OPTIONS:
-                raise typer.BadParameter(exc.problem, param_hint=OPTIONS[exc.field]) from exc
             if exc.field == "criteria":
                 raise UsageError("give --keep-last, --older-than or both") from exc
             raise

@@ -17,7 +17,7 @@ from rich.text import Text
 from ..errors import InvalidInput
 from ..ops import optimize as ops_optimize
 from ..ops import prune as ops_prune
-from .app import UsageError, get_state
+from .app import UsageError, get_state, in_cli_words
 from .output import console, error_console, human_size, number, one_line, print_json, when
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of text.")]
@@ -57,7 +57,7 @@ def optimize(
             out.print(Text(f"  {action}"))
         plan = concern["vacuum"]
         if not plan["ran"] and "reason" in plan:
-            out.print(Text(f"  no VACUUM: {plan['reason']}", style="dim"))
+            out.print(Text(f"  no VACUUM: {in_cli_words(ctx, plan['reason'])}", style="dim"))
     out.print(Text("Optimized.", style="green"))
 
 
@@ -111,18 +111,11 @@ def check_age(option: str, value: str | None) -> None:
             f"(100 years); got {value!r}", param_hint=option)
 
 
-#: The option of each prune criterion, for usage errors.
-OPTIONS = {"older_than": "--older-than", "keep_last": "--keep-last", "status": "--status",
-           "grace": "--grace"}
-
-
 def _make_plan(store: Any, **criteria: Any) -> ops_prune.PrunePlan:
-    """The library's plan; its InvalidInput becomes a usage error naming the option."""
+    """The library's plan; no criterion at all is a usage error naming the options."""
     try:
         return ops_prune.plan(store, **criteria)
     except InvalidInput as exc:
-        if exc.field in OPTIONS:
-            raise typer.BadParameter(exc.problem, param_hint=OPTIONS[exc.field]) from exc
         if exc.field == "criteria":
             raise UsageError("give at least one of --older-than, --keep-last, --status or "
                              "--grace") from exc

@@ -55,8 +55,8 @@ def search(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(
         metavar="QUERY", help='Words (all must match), "a phrase", OR, -exclude, prefix*.')],
-    session: Annotated[str | None, typer.Option(
-        metavar="ID", help="Only messages of this session.")] = None,
+    session_id: Annotated[str | None, typer.Option(
+        "--session", metavar="ID", help="Only messages of this session.")] = None,
     role: Annotated[str | None, typer.Option(
         metavar="ROLE", help="Only messages with this role: system, user, assistant or tool.")
     ] = None,
@@ -67,9 +67,9 @@ def search(
 ) -> None:
     """Search message text, best hits first, with the matches highlighted."""
     with get_state(ctx).open() as store:
-        if session is not None:  # the library filters by it: an unknown id finds nothing
-            store.chat.get_session(session)
-        hits = store.chat.search(query, session_id=session, role=role, limit=limit,
+        if session_id is not None:  # the library filters by it: an unknown id finds nothing
+            store.chat.get_session(session_id)
+        hits = store.chat.search(query, session_id=session_id, role=role, limit=limit,
                                  marks=(MARK_START, MARK_END))
     if as_json:
         print_json([hit_json(hit) for hit in hits])

@@ -67,8 +67,8 @@ def list_sessions(
     provider: Annotated[str | None, typer.Option(metavar="NAME", help="Only this provider.")
                         ] = None,
     model: Annotated[str | None, typer.Option(metavar="NAME", help="Only this model.")] = None,
-    parent: Annotated[str | None, typer.Option(
-        metavar="ID", help="Only the sub-agent sessions of this session.")] = None,
+    parent_id: Annotated[str | None, typer.Option(
+        "--parent", metavar="ID", help="Only the sub-agent sessions of this session.")] = None,
     title: Annotated[str | None, typer.Option(
         metavar="TEXT", help="Only titles containing TEXT (case-insensitive).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=10_000, metavar="N",
@@ -80,7 +80,7 @@ def list_sessions(
     """List sessions, most recently active first, one page at a time."""
     with get_state(ctx).open() as store:
         page = store.chat.list_sessions(status=status, provider=provider, model=model,
-                                        parent_id=parent, title=title, limit=limit,
+                                        parent_id=parent_id, title=title, limit=limit,
                                         cursor=cursor)
     if as_json:
         print_json({"items": page.items, "next_cursor": page.next_cursor})

@@ -150,7 +150,7 @@ def _output_file(given: str) -> Iterator[IO[bytes]]:
 
 def export(
     ctx: typer.Context,
-    sessions: Annotated[list[str] | None, typer.Option(
+    session_ids: Annotated[list[str] | None, typer.Option(
         "--session", metavar="ID", help="Export only this session (repeatable), with "
         "everything it owns and the blobs it uses.")] = None,
     since: Annotated[str | None, typer.Option(
@@ -177,11 +177,11 @@ def export(
         with _progress("exporting", in_bytes=False, show=show) as progress:
             if to_stdout:
                 out = sys.stdout.buffer
-                summary = export_store(store, out, session_ids=sessions, since=since_value,
+                summary = export_store(store, out, session_ids=session_ids, since=since_value,
                                        concerns=concerns, progress=progress)
             else:
                 with _output_file(output) as out:
-                    summary = export_store(store, out, session_ids=sessions,
+                    summary = export_store(store, out, session_ids=session_ids,
                                            since=since_value, concerns=concerns,
                                            progress=progress)
     data = {**summary.to_dict(), "output": output}
