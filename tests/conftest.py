@@ -99,3 +99,36 @@ def stores(request, tmp_path):
 def store(stores) -> agentkeep.Store:
     """An empty, migrated store on each backend."""
     return stores.open()
+
+
+def damage_sqlite(path, *, far_child: bool = False) -> None:
+    """Damage a closed SQLite file as a stray write does, keeping its header: 2,000 bytes
+    overwritten in the middle of three of the ``messages`` table's leaf pages, as a new
+    user's test did to a copy of a demo store. With ``far_child``, instead, the table's
+    root page points its right child at page 0xFFFFFFF0, past the largest page a file may
+    have: SQLite answers some reads (``dbstat``) with "database or disk is full" then."""
+    import random
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        page_size = conn.execute("PRAGMA page_size").fetchone()[0]
+        leaves = [n for (n,) in conn.execute(
+            "SELECT pageno FROM dbstat WHERE name = 'messages' AND pagetype = 'leaf' "
+            "ORDER BY pageno")]
+        root = conn.execute("SELECT rootpage FROM sqlite_master WHERE name = 'messages'"
+                            ).fetchone()[0]
+    finally:
+        conn.close()
+    assert len(leaves) >= 4, "too few messages to damage the table in several places"
+    with open(path, "r+b") as handle:
+        if far_child:
+            handle.seek((root - 1) * page_size)
+            assert handle.read(1) == b"\x05", "the messages table has a single page"
+            handle.seek((root - 1) * page_size + 8)  # an interior page's right child
+            handle.write((0xFFFFFFF0).to_bytes(4, "big"))
+            return
+        noise = random.Random(2000)
+        for page in leaves[len(leaves) // 4::len(leaves) // 4][:3]:
+            handle.seek((page - 1) * page_size + page_size // 2 - 1000)
+            handle.write(noise.randbytes(2000))

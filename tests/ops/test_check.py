@@ -10,7 +10,8 @@ import pytest
 from ops_helpers import cli, raw
 
 from agentkeep.demo import generate
-from agentkeep.ops.check import check
+from agentkeep.ops.check import MAX_LISTED, check
+from conftest import damage_sqlite
 
 
 def kinds(report):
@@ -227,6 +228,44 @@ def test_sqlite_search_index_damage_is_found_and_rebuilt(stores, damage):
     assert store.chat.search("bogus") == []
     store.chat.append(session.id, "user", "one more about Lisbon")
     assert len(store.chat.search("lisbon")) == 2
+
+
+def _damaged_store(stores, **damage):
+    with stores.open() as store:
+        generate(store, sessions=6, messages_per_session=40)
+        _sample(store)
+    damage_sqlite(stores.home / "chat.db", **damage)
+    return stores.open()
+
+
+@SQLITE_ONLY
+@pytest.mark.parametrize("repair", [False, True])
+@pytest.mark.parametrize("far_child", [False, True], ids=["overwritten", "page-past-the-end"])
+def test_a_damaged_file_is_listed_as_integrity_findings_and_never_repaired(stores, repair,
+                                                                        far_child):
+    """A copy of a demo store overwritten in the middle: exit 1 with what integrity_check
+    says, not a StoreCorrupt error (exit 4), and --repair writes nothing into the file."""
+    store = _damaged_store(stores, far_child=far_child)
+    before = (stores.home / "chat.db").read_bytes()
+    report = check(store, repair=repair)
+    assert kinds(report) == ["integrity"] and not report.is_clean
+    assert {f.concern for f in report} == {"chat"} and not any(f.repairable for f in report)
+    assert 1 <= len(report) <= MAX_LISTED + 1 and report.repairs == []
+    if far_child:  # the whole-file check stops there: the table is named instead
+        assert [f.table for f in report] == ["messages"]
+        assert "stopped at damage" in report[0].detail
+    note = next(note for note in report.notes if "is damaged" in note)
+    assert str(stores.home / "chat.db") in note and "restore a backup" in note.lower()
+    assert ("nothing in it was repaired" in note) == repair
+    store.close()
+    assert (stores.home / "chat.db").read_bytes() == before
+
+    result = cli(stores, "check", *(["--repair"] if repair else []))
+    assert result.exit_code == 1, result.output
+    assert " integrity: " in result.stdout and "Traceback" not in result.output
+    assert "restore" in result.stdout and "problem(s) found" in result.stdout
+    data = json.loads(cli(stores, "check", "--json").stdout)
+    assert data["clean"] is False and {f["kind"] for f in data["findings"]} == {"integrity"}
 
 
 @POSTGRES_ONLY

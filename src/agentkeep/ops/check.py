@@ -53,7 +53,7 @@ from typing import Any
 
 from ..chat import sql as chat_sql
 from ..codec import check_flag
-from ..errors import AgentkeepError
+from ..errors import AgentkeepError, StoreCorrupt
 from .stats import columns, foreign_keys, plain_tables, quote
 
 #: At most this many findings of one kind per concern are listed one by one.
@@ -66,6 +66,13 @@ BLOB_BATCH = 500
 MAX_ROLLED_BACK_BACKLOG = 10_000
 
 # --- SQLite ------------------------------------------------------------------------------
+# integrity_check stops after this many problems: a file overwritten in a few places lists
+# thousands, and one more than is listed tells that there are more.
+INTEGRITY_CHECK = f"PRAGMA integrity_check({MAX_LISTED + 1})"
+# Tables stored as B-trees (the search index's shadow tables too, not the virtual table):
+# what integrity_check can check one by one when the whole-file check stops at damage.
+BTREE_TABLES = ("SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND sql NOT LIKE 'CREATE VIRTUAL%' ORDER BY name")
 FTS_TABLE = "messages_fts"
 FTS_CHECK = "INSERT INTO messages_fts(messages_fts, rank) VALUES('integrity-check', 1)"
 # Rebuild reads every message again; the mark then covers exactly what it read.
@@ -277,12 +284,20 @@ def _listed(findings: list[Finding], concern: str, kind: str, table: str | None,
 
 # --- the generic checks -------------------------------------------------------------------
 def _sqlite_integrity(backend: Any, concern: str) -> list[Finding]:
+    """``integrity_check``, then (on a sound file only) ``foreign_key_check``.
+
+    A damaged file is reported, never raised: the problems integrity_check lists, or the
+    error that stopped it, are ``integrity`` findings.
+    """
+    try:
+        with backend.read(concern) as conn:
+            problems = _problems(conn.all(INTEGRITY_CHECK))
+            rows = [] if problems else conn.all("PRAGMA foreign_key_check")
+    except StoreCorrupt as exc:
+        return _integrity_by_table(backend, concern, exc)
+    if problems:
+        return _bounded([Finding(concern, "integrity", None, line) for line in problems])
     findings = []
-    with backend.read(concern) as conn:
-        for (line,) in conn.all("PRAGMA integrity_check"):
-            if line != "ok":
-                findings.append(Finding(concern, "integrity", None, line))
-        rows = conn.all("PRAGMA foreign_key_check")
     groups: dict[tuple[str, str], list[Any]] = {}
     for table, rowid, parent, _ in rows:
         groups.setdefault((table, parent), []).append(rowid)
@@ -293,6 +308,52 @@ def _sqlite_integrity(backend: Any, concern: str) -> list[Finding]:
             f"{len(rowids)} row(s) of {table} refer to missing rows of {parent} "
             f"(rowid {shown})"))
     return findings
+
+
+def _integrity_by_table(backend: Any, concern: str, stopped: StoreCorrupt) -> list[Finding]:
+    """The whole-file check stopped at damage it cannot step over (SQLite raises
+    "malformed" for a page number past the end of the file, for one): check each table
+    on its own, so that the findings name the damaged ones."""
+    whole = _unreadable(concern, None, "integrity_check", stopped)
+    try:
+        with backend.read(concern) as conn:
+            tables = [name for (name,) in conn.all(BTREE_TABLES)]
+    except StoreCorrupt:
+        return [whole]
+    findings = []
+    for table in tables:
+        try:
+            with backend.read(concern) as conn:
+                problems = _problems(conn.all(f"PRAGMA integrity_check({quote(table)})"))
+        except StoreCorrupt as exc:
+            findings.append(_unreadable(concern, table, f"integrity_check of {table}", exc))
+            continue
+        findings += [Finding(concern, "integrity", table, line) for line in problems]
+    return _bounded(findings or [whole])
+
+
+def _problems(rows: list[Any]) -> list[str]:
+    """integrity_check's answer as one problem a line (SQLite may put several lines in
+    one row, under a ``*** in database main ***`` heading); none for ``ok``."""
+    return [line for (text,) in rows for line in str(text).splitlines()
+            if line.strip() and line != "ok" and not line.startswith("*** ")]
+
+
+def _bounded(findings: list[Finding]) -> list[Finding]:
+    """At most MAX_LISTED integrity findings, and a line saying there were more."""
+    if len(findings) <= MAX_LISTED:
+        return findings
+    first = findings[0]
+    return findings[:MAX_LISTED] + [Finding(
+        first.concern, "integrity", None,
+        f"... and more: integrity_check stops after {MAX_LISTED} problems")]
+
+
+def _unreadable(concern: str, table: str | None, what: str, exc: StoreCorrupt) -> Finding:
+    """An ``integrity`` finding for a check that a damaged file stopped (SQLite's own error,
+    without the advice to run check that the StoreCorrupt message carries)."""
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return Finding(concern, "integrity", table, f"{what} stopped at damage: {cause}")
 
 
 def _postgres_integrity(backend: Any, concern: str, notes: list[str]) -> list[Finding]:
@@ -669,6 +730,10 @@ def check(store: Any, *, repair: bool = False) -> CheckReport:
     Read-only unless ``repair`` is True. Safe while the application is running: the
     repairs run in short transactions and lock what they change.
 
+    A damaged SQLite file is reported, not raised: what ``integrity_check`` lists (or the
+    error that stopped it) as ``integrity`` findings; the file's other checks are skipped
+    and nothing in it is repaired (a note says so: restore a backup).
+
     Args:
         repair: rebuild a damaged full-text index (SQLite), recount wrong session
             counters (one UPDATE), recompute a wrong ``head_depth``, put sessions back in
@@ -682,24 +747,51 @@ def check(store: Any, *, repair: bool = False) -> CheckReport:
 
     Raises:
         InvalidInput: ``repair`` is not a bool.
-        StoreCorrupt: a file is too damaged to be read at all.
+        StoreCorrupt: PostgreSQL reports damaged data outside the chat checks.
     """
     check_flag("repair", repair)
     backend = store._backend
     report = CheckReport()
+    damaged = []
     for concern in backend.concerns:
         if backend.dialect == "sqlite":
-            report += _sqlite_integrity(backend, concern)
+            findings = _sqlite_integrity(backend, concern)
+            report += findings
+            if any(f.kind == "integrity" for f in findings):
+                damaged.append(concern)
+                continue
         else:
             report += _postgres_integrity(backend, concern, report.notes)
         report += _drift(backend, concern)
-    if "chat" not in backend.concerns:  # pragma: no cover - chat is always registered
-        return report
+    if "chat" in backend.concerns and "chat" not in damaged:
+        _check_chat(store, report, repair, damaged)
+    for concern in damaged:
+        where = f"{concern}: {backend.location(concern)} is damaged"
+        report.notes.append(
+            f"{where}; its other checks were skipped and nothing in it was repaired (a repair "
+            "would write into damaged pages): restore a backup (`agentkeep restore`)"
+            if repair else
+            f"{where}; its other checks were skipped. Restore a backup (`agentkeep "
+            "restore`): --repair does not mend a damaged file")
+    return report
+
+
+def _check_chat(store: Any, report: CheckReport, repair: bool, damaged: list[str]) -> None:
+    """The chat concern's checks and, with ``repair``, their repairs; a check that finds
+    the file damaged after all ends the checks and prevents every repair."""
     checks = _chat_checks(store, report.notes)
-    found = {kind: find() for kind, (find, _) in checks.items()}
+    found = {}
+    for kind, (find, _) in checks.items():
+        try:
+            found[kind] = find()
+        except StoreCorrupt as exc:  # damage integrity_check did not see
+            found[kind] = [_unreadable("chat", None, f"the {kind} check", exc)]
+            damaged.append("chat")
+            break
     for kind, (_, fix) in checks.items():
-        findings = found[kind]
-        if repair and fix is not None and any(f.repairable for f in findings):
+        findings = found.get(kind, [])
+        if repair and "chat" not in damaged and fix is not None \
+                and any(f.repairable for f in findings):
             report.repairs.append(fix())
             if checks[kind][0]():
                 report.notes.append(f"chat: the {kind} repair did not fix everything; "
@@ -708,4 +800,3 @@ def check(store: Any, *, repair: bool = False) -> CheckReport:
                 findings = [replace(f, repaired=True) if f.repairable else f
                             for f in findings]
         report += findings
-    return report
