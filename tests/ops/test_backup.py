@@ -23,6 +23,7 @@ from agentkeep.concerns import CONCERNS
 from agentkeep.ops import backup as backup_module
 from agentkeep.ops.backup import MANIFEST, backup, list_backups, read_manifest
 from agentkeep.ops.restore import restore, verify_backup
+from conftest import damage_sqlite
 
 WRITERS = 4
 
@@ -261,6 +262,35 @@ def test_keep_removes_only_older_backups_of_the_same_store_and_concerns(stores, 
     assert (dest / "notes.txt").read_text() == "mine"
     assert (dest / "agentkeep-backup-foreign").is_dir()
     assert not [p for p in dest.iterdir() if p.name.startswith(".")]
+
+
+# --- a damaged store --------------------------------------------------------------
+@pytest.mark.parametrize("stores", ["sqlite"], indirect=True)
+@pytest.mark.parametrize("compress", [None, "gzip"])
+def test_a_damaged_file_fails_the_backup_and_leaves_nothing(stores, tmp_path, compress):
+    """A backup that restore's integrity_check would refuse is never made: the copy is
+    checked, the error names the damaged file, and only the unfinished backup goes."""
+    store = stores.open()
+    fill(store, sessions=12, messages=30)
+    dest = tmp_path / "backups"
+    earlier = backup(store, dest).path
+    (dest / "notes.txt").write_text("not agentkeep's")
+    store.close()
+    damage_sqlite(stores.home / "chat.db")
+    before = sorted(p.name for p in dest.iterdir())
+    store = stores.open()
+
+    with pytest.raises(agentkeep.StoreCorrupt) as raised:
+        backup(store, dest, compress=compress, keep=1)
+
+    message = str(raised.value)
+    assert str(stores.home / "chat.db") in message and "integrity_check" in message
+    assert "agentkeep restore" in message
+    assert sorted(p.name for p in dest.iterdir()) == before  # no .tmp-..., nothing removed
+    assert verify_backup(earlier).path == earlier
+    with pytest.raises(agentkeep.StoreCorrupt, match="chat.db"):  # into a new directory
+        backup(store, tmp_path / "new")
+    assert list((tmp_path / "new").iterdir()) == []
 
 
 # --- backup while four processes append ----------------------------------------------

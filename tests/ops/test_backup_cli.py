@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 from agentkeep.cli import app
 from agentkeep.concerns import CONCERNS
 from agentkeep.migrations import known_revisions
+from conftest import damage_sqlite
 
 
 def run(*args):
@@ -110,6 +111,16 @@ def test_damaged_backup_exit_code(tmp_path):
     target.write_bytes(target.read_bytes()[:1000])
     assert_one_line_error(run("--home", home, "restore", path, "--force"), 4, str(target),
                           "truncated")
+
+
+def test_damaged_store_exit_code(tmp_path):
+    home = tmp_path / "store"
+    ok("--home", home, "demo", "--sessions", "8", "--messages-per-session", "40")
+    damage_sqlite(home / "chat.db")
+    result = run("--home", home, "backup", tmp_path / "b")
+    assert_one_line_error(result, 4, str(home / "chat.db"), "integrity_check")
+    assert "Restore it with" not in result.stdout
+    assert list((tmp_path / "b").iterdir()) == []
 
 
 def test_unwritable_destination_exit_code(tmp_path):
