@@ -15,6 +15,7 @@ import subprocess
 import threading
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from urllib.parse import urlsplit
 
 import pytest
@@ -31,7 +32,7 @@ from typer.testing import CliRunner
 
 import agentkeep
 from agentkeep.cli import app
-from conftest import PG_URL, StoreFactory, drop_schemas, postgres_or_skip
+from conftest import PG_URL, StoreFactory, damage_sqlite, drop_schemas, postgres_or_skip
 
 pytestmark = [pytest.mark.reliability, pytest.mark.slow]
 
@@ -179,6 +180,42 @@ def test_damaged_file(tmp_path, damage, request):
         with store:
             assert store.chat.list_sessions().items == []
             assert check_findings(store) == []
+    record(request.config, "storage: files", "sqlite", inputs_tried=1)
+
+
+MARGIN = 64 * 1024  # FULL_DISK_MARGIN in these tests, smaller than the store
+FREE = {"plenty": lambda size: 1 << 40, "little": lambda size: MARGIN // 2,
+        "less than the store": lambda size: size - 1}
+
+
+@pytest.mark.parametrize("free", FREE)
+def test_damage_sqlite_calls_a_full_disk(tmp_path, monkeypatch, free, request):
+    """SQLite answers "database or disk is full" for a page number past any file (a new
+    user's overwritten demo store, `agentkeep stats`): with room on the disk that is
+    damage (StoreCorrupt, exit 4, saying what to do); a disk short of room stays full."""
+    from agentkeep.backend import sqlite as sqlite_backend
+    from agentkeep.ops.stats import stats
+
+    home = damaged(tmp_path, lambda path: damage_sqlite(path, far_child=True))
+    size = (home / "chat.db").stat().st_size
+    assert size > MARGIN
+    room = FREE[free](size)
+    monkeypatch.setattr(sqlite_backend, "FULL_DISK_MARGIN", MARGIN)
+    monkeypatch.setattr(sqlite_backend.shutil, "disk_usage",
+                        lambda path: SimpleNamespace(total=1 << 41, free=room))
+    expected = agentkeep.StoreCorrupt if free == "plenty" else agentkeep.StoreUnavailable
+    with agentkeep.open(home) as store, pytest.raises(expected) as raised:
+        stats(store)
+    message = str(raised.value)
+    assert str(home / "chat.db") in message and "database or disk is full" in message
+    if free == "plenty":
+        assert "probably damaged" in message and "agentkeep check" in message
+        assert "agentkeep restore" in message
+    else:
+        assert "free in" in message
+    result = CliRunner().invoke(app, ["--home", str(home), "stats"])
+    assert result.exit_code == (4 if free == "plenty" else 3), result.output
+    assert cli_error(home, "stats") == f"error: {message}"
     record(request.config, "storage: files", "sqlite", inputs_tried=1)
 
 

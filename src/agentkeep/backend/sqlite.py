@@ -9,10 +9,12 @@ lock wait happens at the start of a transaction and never as a mid-transaction
 from __future__ import annotations
 
 import os
+import shutil
 import sqlite3
 import time
 from pathlib import Path
 
+from ..codec import human_size
 from ..errors import (
     AgentkeepError,
     Conflict,
@@ -21,6 +23,11 @@ from ..errors import (
     StoreUnavailable,
 )
 from .base import Backend, Connection
+
+try:
+    import resource
+except ImportError:  # pragma: no cover - not on Windows
+    resource = None  # type: ignore[assignment]
 
 MAX_IDLE_CONNECTIONS = 8
 
@@ -41,6 +48,21 @@ PRAGMAS = (
     # added 2 % more but a 34 ms longest stall (docs/performance.md).
     "PRAGMA wal_autocheckpoint=4000",
 )
+
+# SQLite's primary result code for "database or disk is full".
+SQLITE_FULL = 13
+#: SQLite also answers SQLITE_FULL for a page number beyond the largest a file may have
+#: (``max_page_count``), which only a damaged file holds: the demo store overwritten with
+#: 2,000 random bytes in a few places gave "database or disk is full" to ``agentkeep
+#: stats`` (its dbstat query reads pages without the B-tree's own bound check). With at
+#: least this much free space, and the file's size plus its -wal, on the store's file
+#: system, the error is taken for damage: a write that really ran out of space leaves what
+#: it wrote in the -wal (a rollback does not shrink it) and the space stays taken, and no
+#: statement needs more room than the store's size to give back (VACUUM writes about the
+#: file's size; temporary tables stay in memory, temp_store=MEMORY).
+FULL_DISK_MARGIN = 64 * 1024 * 1024
+DAMAGE_HINT = ("`agentkeep check` lists the damage; restore a backup (`agentkeep restore`) "
+               "to repair it")
 
 
 def prepare_home(home: Path) -> None:
@@ -175,8 +197,13 @@ class SqliteBackend(Backend):
                              f"{self.config.busy_timeout:g} s (busy_timeout; "
                              f"{migration_lock_timeout(self.config):g} s while migrating, as "
                              "when an upgraded agentkeep opens an older store)")
-        if "not a database" in lowered or "malformed" in lowered or "corrupt" in lowered:
+        if "not a database" in lowered:
             return StoreCorrupt(f"{path} is not a valid agentkeep database: {text}")
+        if "malformed" in lowered or "corrupt" in lowered:
+            return StoreCorrupt(f"{path} is damaged ({text}). {DAMAGE_HINT}")
+        if getattr(exc, "sqlite_errorcode", 0) & 0xFF == SQLITE_FULL \
+                or "database or disk is full" in lowered:
+            return self._full_or_damaged(path, text)
         if any(word in lowered for word in ("readonly", "unable to open", "disk i/o",
                                             "full", "read-only")):
             # SQLite says "unable to open database file" for a read-only directory (it
@@ -192,3 +219,21 @@ class SqliteBackend(Backend):
                 return StoreUnavailable(f"{path}: {text} (the file is read-only)")
             return StoreUnavailable(f"{path}: {text}")
         return AgentkeepError(f"{path}: {text}")
+
+    def _full_or_damaged(self, path: Path, text: str) -> AgentkeepError:
+        """SQLITE_FULL: a full disk or file size limit, or a damaged file (see
+        FULL_DISK_MARGIN); when unsure, the disk is full."""
+        limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0] if resource else -1
+        if resource and limit != resource.RLIM_INFINITY:
+            return StoreUnavailable(f"{path}: {text} (this process may write files of at "
+                                    f"most {human_size(limit)}, RLIMIT_FSIZE)")
+        try:
+            free = shutil.disk_usage(self.home).free
+            size = sum(os.path.getsize(name) for name in (path, f"{path}-wal")
+                       if os.path.exists(name))
+        except OSError:
+            return StoreUnavailable(f"{path}: {text}")
+        if free < max(FULL_DISK_MARGIN, size):
+            return StoreUnavailable(f"{path}: {text} ({human_size(free)} free in {self.home})")
+        return StoreCorrupt(f"{path} is probably damaged: SQLite said \"{text}\", but its "
+                            f"disk has {human_size(free)} free. {DAMAGE_HINT}")
