@@ -172,7 +172,9 @@ def test_blobs_go_only_when_nothing_refers_to_them(store, stores):
 
 
 BAD_DURATIONS = ["90", "1.5d", "-3d", "90 days", "3y", "", " 90d", "d", "90D", "1e3d",
-                 "99999999999d", 90, 1.5, True, ["90d"]]
+                 "99999999999d", 90, 1.5, True, ["90d"],
+                 # too large: past timedelta's range, and past int()'s 4,300 digits
+                 "999999999w", "36601d", "1" + "0" * 5000 + "d"]
 
 
 @pytest.mark.parametrize("value", BAD_DURATIONS, ids=[repr(v) for v in BAD_DURATIONS])
@@ -186,6 +188,9 @@ def test_durations():
     assert prune.parse_duration("x", "12h") == timedelta(hours=12)
     assert prune.parse_duration("x", "30m") == timedelta(minutes=30)
     assert prune.parse_duration("x", "2w") == timedelta(weeks=2)
+    assert prune.parse_duration("x", "0m") == timedelta(0)
+    assert prune.parse_duration("x", "000090d") == timedelta(days=90)
+    assert prune.parse_duration("x", "36600d") == timedelta(days=36600)  # the 100 years
     assert prune.parse_duration("x", timedelta(days=1)) == timedelta(days=1)
     with pytest.raises(InvalidInput):
         prune.parse_duration("x", timedelta(days=-1))

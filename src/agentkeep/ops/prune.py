@@ -45,7 +45,7 @@ DEFAULT_BATCH = 100
 ID_CHUNK = 500
 UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_DURATION = timedelta(days=100 * 366)
-_DURATION = re.compile(r"([0-9]{1,9})([mhdw])")
+_DURATION = re.compile(r"([0-9]+)([mhdw])")
 
 SESSION_FIELDS = "id, title, status, active_at, deleted_at, message_count, updated_at"
 # Newest activity first on the sessions_by_activity index (by second, then the exact time:
@@ -83,10 +83,12 @@ def parse_duration(field_name: str, value: object) -> timedelta:
     if match is None:
         raise InvalidInput(field_name, "must be a duration like 90d, 12h, 30m or 2w "
                                        f"(minutes, hours, days, weeks); got {shown(value, 40)}")
-    duration = timedelta(seconds=int(match.group(1)) * UNITS[match.group(2)])
-    if duration > MAX_DURATION:
-        raise InvalidInput(field_name, f"must be at most 100 years, got {value!r}")
-    return duration
+    digits = match.group(1).lstrip("0") or "0"
+    # checked before int() (which refuses 4,300 digits) and timedelta() (which overflows)
+    seconds = int(digits) * UNITS[match.group(2)] if len(digits) <= 12 else None
+    if seconds is None or seconds > MAX_DURATION.total_seconds():
+        raise InvalidInput(field_name, f"must be at most 100 years, got {shown(value, 40)}")
+    return timedelta(seconds=seconds)
 
 
 def format_duration(value: timedelta) -> str:
