@@ -202,7 +202,8 @@ def test_piped_output_keeps_ids_paths_and_commands_whole(tmp_path, monkeypatch):
     assert str(home / "checkpoints.db") in status and "checkpoints_0001" in status
     victim = json_of("--home", home, "sessions", "list")["items"][-1]["id"]
     deleted = ok("--home", home, "sessions", "rm", victim).stdout
-    assert f"`agentkeep sessions restore {victim}`" in deleted.splitlines()[0]
+    # the printed command names the same store, on one line
+    assert f"`agentkeep --home {home} sessions restore {victim}`" in deleted.splitlines()[0]
     assert max(map(len, ok("--home", home, "search", "the").stdout.splitlines())) < 200
 
 

@@ -115,7 +115,7 @@ def test_errors_are_one_line(tmp_path):
     no_store = run("--home", tmp_path / "none", "export")
     assert no_store.exit_code == 1 and "no agentkeep store" in no_store.stderr
     since = run("--home", tmp_path / "a", "export", "--since", "last week")
-    assert since.exit_code == 2 and since.stderr.startswith("error: since: ")
+    assert since.exit_code == 2 and since.stderr.startswith("error: Invalid value for --since: ")
     nowhere = tmp_path / "no-such-dir" / "x.jsonl"
     no_dir = run("--home", tmp_path / "a", "export", "-o", nowhere)
     assert no_dir.exit_code == 2

@@ -20,7 +20,10 @@ shares one help style (:class:`HelpStyle`) whatever Typer's version does by defa
 from __future__ import annotations
 
 import inspect
+import os
 import re
+import shlex
+import shutil
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -227,6 +230,17 @@ app = AgentkeepTyper(
 )
 
 
+def _program() -> str:
+    """How to run this agentkeep again: the path it was started by (``.venv/bin/agentkeep``,
+    as the README runs it) when another or no ``agentkeep`` is on PATH."""
+    invoked = sys.argv[0]
+    if os.path.basename(invoked) == "agentkeep" and os.sep in invoked:
+        found = shutil.which("agentkeep")
+        if found is None or os.path.realpath(found) != os.path.realpath(invoked):
+            return invoked
+    return "agentkeep"
+
+
 @dataclass
 class State:
     """Where the store is, from the global options; shared by every command."""
@@ -240,6 +254,19 @@ class State:
         """The resolved store configuration (raises InvalidInput for bad options)."""
         options = {} if self.schema_prefix is None else {"schema_prefix": self.schema_prefix}
         return resolve(self.url or self.home, **options)
+
+    def command(self, *words: str) -> str:
+        """A command line to run against this same store: ``agentkeep`` (as it was started
+        when another or no ``agentkeep`` is on PATH), the global options in use (a URL
+        without its password), then ``words``; quoted for a shell."""
+        line = [_program()]
+        if self.home is not None:
+            line += ["--home", str(self.home)]
+        if self.url is not None:
+            line += ["--url", self.config().describe()]
+        if self.schema_prefix is not None:
+            line += ["--schema-prefix", self.schema_prefix]
+        return shlex.join([*line, *words])
 
     def describe(self, config: StoreConfig) -> str:
         if config.url:

@@ -8,7 +8,6 @@ stderr) and only their report when piped.
 
 from __future__ import annotations
 
-import shlex
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,18 +40,6 @@ def _steps(title: str) -> Iterator[Callable[[str], None] | None]:
         return
     with err.status(title) as status:
         yield lambda step: status.update(f"{title}: {step}")
-
-
-def _prefix(state: State) -> str:
-    """``agentkeep`` plus the global options in use (without a password)."""
-    words = ["agentkeep"]
-    if state.home is not None:
-        words += ["--home", str(state.home)]
-    if state.url is not None:
-        words += ["--url", state.config().describe()]
-    if state.schema_prefix is not None:
-        words += ["--schema-prefix", state.schema_prefix]
-    return shlex.join(words)
 
 
 def _concern_table(manifest: Manifest, *, with_files: bool) -> Table:
@@ -90,9 +77,8 @@ def render_backup(result: BackupResult, state: State) -> None:
     for warning in result.warnings:
         out.print(Text(f"warning: {warning}", style="yellow"), soft_wrap=True)
     # The store it came from holds data, so restoring into it needs --force.
-    out.print(Text(f"Restore it with: {_prefix(state)} restore "
-                   f"{shlex.quote(str(result.path))} --force (the store it replaces is "
-                   "kept aside)", style="dim"), soft_wrap=True)
+    out.print(Text(f"Restore it with: {state.command('restore', str(result.path), '--force')}"
+                   " (the store it replaces is kept aside)", style="dim"), soft_wrap=True)
 
 
 def render_restore(result: RestoreResult) -> None:

@@ -30,7 +30,8 @@ def check(
                        ] = False,
 ) -> None:
     """Check every concern for damage and inconsistencies; exit 1 if any remain."""
-    with get_state(ctx).open() as store:
+    state = get_state(ctx)
+    with state.open() as store:
         report = ops_check.check(store, repair=repair)
         concerns = ", ".join(store._backend.concerns)
     if as_json:
@@ -53,7 +54,7 @@ def check(
                            f"Clean: no problems found in {concerns}.", style="green"))
         else:
             fixable = sum(1 for f in left if f.repairable)
-            hint = (f" ({fixable} repairable: run `agentkeep check --repair`)"
+            hint = (f" ({fixable} repairable: run `{state.command('check', '--repair')}`)"
                     if fixable and not repair else "")
             out.print(Text(f"{len(left)} problem(s) found{hint}.", style="bold red"),
                       soft_wrap=True)

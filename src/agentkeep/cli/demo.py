@@ -8,10 +8,6 @@ does any other combination of those options.
 
 from __future__ import annotations
 
-import os
-import shlex
-import shutil
-import sys
 import time
 from datetime import datetime
 from typing import Annotated, Any
@@ -30,7 +26,7 @@ from ..demo import (
     find_sample,
     generate,
 )
-from .app import State, get_state
+from .app import get_state
 from .output import MARK_END, MARK_START, console, error_console, number, when
 from .search import render_hits
 from .sessions import WIDE, sessions_table
@@ -59,29 +55,6 @@ def _generate(store: Any, sessions: int, messages_per_session: int, seed: int) -
         task = progress.add_task("demo", total=sessions)
         return generate(store, sessions=sessions, messages_per_session=messages_per_session,
                         seed=seed, progress=lambda done, _: progress.update(task, completed=done))
-
-
-def _program() -> str:
-    """How to run this agentkeep again: the path it was started by (``.venv/bin/agentkeep``,
-    as the README runs it) when another or no ``agentkeep`` is on PATH."""
-    invoked = sys.argv[0]
-    if os.path.basename(invoked) == "agentkeep" and os.sep in invoked:
-        found = shutil.which("agentkeep")
-        if found is None or os.path.realpath(found) != os.path.realpath(invoked):
-            return invoked
-    return "agentkeep"
-
-
-def _command_prefix(state: State) -> str:
-    """``agentkeep`` plus the global options in use, for the hints printed at the end."""
-    words = [_program()]
-    if state.home is not None:
-        words += ["--home", str(state.home)]
-    if state.url is not None:
-        words += ["--url", state.config().describe()]  # without the password
-    if state.schema_prefix is not None:
-        words += ["--schema-prefix", state.schema_prefix]
-    return shlex.join(words)
 
 
 def _section(out: Console, title: str = "", style: str = "rule.line") -> None:
@@ -141,10 +114,10 @@ def demo(
                                                 marks=(MARK_START, MARK_END))))
         _section(out, "stats")
         out.print(render_stats(gather_stats(store)))
-    prefix = _command_prefix(state)
     _section(out, style="dim")
     out.print(Text(f"Done in {time.perf_counter() - started:.1f} s. Try:\n"
-                   f"  {prefix} sessions show {summary.showcase_id}\n"
-                   f"  {prefix} search {shlex.quote(summary.query + ' -train')}\n"
-                   f"  {prefix} sessions list --status archived", style="dim"),
+                   f"  {state.command('sessions', 'show', summary.showcase_id)}\n"
+                   f"  {state.command('search', summary.query + ' -train')}\n"
+                   f"  {state.command('sessions', 'list', '--status', 'archived')}",
+                   style="dim"),
               soft_wrap=True)  # no line breaks inside the commands, so they copy-paste

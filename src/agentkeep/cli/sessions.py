@@ -128,12 +128,13 @@ def remove(
                    ] = False,
 ) -> None:
     """Delete a session: hidden from lists and search (soft), or gone for good (--purge)."""
-    out = console()
-    with get_state(ctx).open() as store:
+    out, state = console(), get_state(ctx)
+    with state.open() as store:
         if not purge:
             store.chat.delete_session(session_id)
             out.print(Text(f"Deleted session {session_id} (restore it with "
-                           f"`agentkeep sessions restore {session_id}`)."), soft_wrap=True)
+                           f"`{state.command('sessions', 'restore', session_id)}`)."),
+                      soft_wrap=True)
             return
         session = store.chat.get_session(session_id, include_deleted=True)
         if not yes:
