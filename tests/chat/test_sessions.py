@@ -112,6 +112,7 @@ def test_create_with_first_messages_writes_nothing_on_error(store):
              "messages[1].role"),
             ([{"role": "user", "content": 5}], "messages[0].content"),
             ([{"role": "user", "content": "a", "parent_id": None}], "messages[0].parent_id"),
+            ([{"role": "user", "content": "a", "parent_id": 5}], "messages[0].parent_id"),
             ("not a list", "messages"),
             ([{"role": "tool", "parts": [{"type": "tool_result", "call_id": "c",
                                           "is_error": "no"}]}], "messages[0].parts[0].is_error")):

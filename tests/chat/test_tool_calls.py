@@ -141,6 +141,38 @@ def test_a_result_after_a_failed_one_counts_a_retry(store, in_one_batch):
         asked.id, first.id, second.id, third.id]
 
 
+def test_a_result_while_another_writer_retries_the_call(store):
+    """A failed call started again by another writer (in a transaction still open) and
+    answered meanwhile by a tool message: the result waits for that writer and finishes
+    the running call, one retry in all (not two: the status is read under the lock)."""
+    import threading
+    import time
+
+    session = store.chat.create_session()
+    store.chat.append(session.id, "assistant", "", parts=[
+        {"type": "tool_call", "id": "c1", "name": "flaky", "arguments": {}}])
+    store.chat.append(session.id, "tool", "boom", parts=[
+        {"type": "tool_result", "call_id": "c1", "output": "boom", "is_error": True}])
+    [call] = store.chat.tool_calls(session.id)
+    started = threading.Event()
+
+    def retry():
+        with store.transaction():
+            store.chat.start_tool_call(call.id)
+            started.set()
+            time.sleep(0.5)
+
+    worker = threading.Thread(target=retry)
+    worker.start()
+    assert started.wait(10)
+    answer = store.chat.append(session.id, "tool", "ok", parts=[
+        {"type": "tool_result", "call_id": "c1", "output": "ok"}])
+    worker.join()
+    done = store.chat.get_tool_call(call.id)
+    assert (done.status, done.output, done.retry_count) == ("succeeded", "ok", 1)
+    assert done.result_message_id == answer.id and done.started_at is not None
+
+
 def test_a_result_for_an_unknown_call_is_kept_as_a_message(store):
     session = store.chat.create_session()
     message = store.chat.append(session.id, "tool", "orphan", parts=[
@@ -316,7 +348,9 @@ def test_invalid_tool_parts_write_nothing(store):
                   [{"type": "tool_call", "id": "c1", "name": "x", "arguments": {1, 2}}],
                   [{"type": "tool_result"}],  # no call_id
                   [{"type": "tool_result", "call_id": "", "output": 1}],
-                  [{"type": "tool_result", "call_id": "c1", "is_error": "yes"}]):
+                  [{"type": "tool_result", "call_id": "c1", "is_error": "yes"}],
+                  [{"type": "tool_result", "call_id": "c1", "is_error": 1}],
+                  [{"type": "tool_result", "call_id": "c1", "is_error": 0.0}]):
         with pytest.raises(InvalidInput):
             store.chat.append(session.id, "assistant", "x", parts=parts)
     with pytest.raises(InvalidInput) as caught:

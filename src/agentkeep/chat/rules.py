@@ -81,7 +81,8 @@ def check_parts(parts: object) -> list[dict[str, Any]]:
             check_id(f"{field}.id", part.get("id"), optional=True)
         elif kind == "tool_result":
             check_id(f"{field}.call_id", part.get("call_id"))
-            if part.get("is_error") not in (None, True, False):
+            flag = part.get("is_error")
+            if flag is not None and flag is not True and flag is not False:  # not 1 or 0.0
                 raise InvalidInput(f"{field}.is_error", "must be True or False, got "
                                                          f"{shown(part['is_error'])}")
         elif kind == "text":

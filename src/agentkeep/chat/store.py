@@ -126,7 +126,7 @@ def _prepared_batch(messages: object, *, always_indexed: bool = False
         messages = list(messages)
     except TypeError:
         raise InvalidInput("messages", "must be a list of message dicts") from None
-    prepared = []
+    prepared, parent_id = [], _HEAD
     for index, fields in enumerate(messages):
         if not isinstance(fields, Mapping):
             raise InvalidInput(f"messages[{index}]", "must be a dict of message fields")
@@ -134,14 +134,13 @@ def _prepared_batch(messages: object, *, always_indexed: bool = False
             raise InvalidInput(f"messages[{index}].parent_id",
                                "only the first message of a batch may set parent_id")
         try:
+            if not index and "parent_id" in fields:
+                parent_id = check_id("parent_id", fields["parent_id"], optional=True)
             prepared.append(prepare_message(fields))
         except InvalidInput as exc:
             if always_indexed or index or len(messages) > 1:
                 raise InvalidInput(f"messages[{index}].{exc.field}", exc.problem) from None
             raise
-    parent_id = _HEAD
-    if prepared and "parent_id" in messages[0]:
-        parent_id = check_id("parent_id", messages[0]["parent_id"], optional=True)
     return prepared, parent_id
 
 
@@ -211,7 +210,10 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                 self._live_session(conn, parent_id)
             if id is not None and conn.one(sql.SESSION_EXISTS, (id,)) is not None:
                 raise Conflict(f"a session with id {id!r} already exists")
-            session = self._insert_session(conn, values, parent_id, None, id)
+            try:
+                session = self._insert_session(conn, values, parent_id, None, id)
+            except Conflict as exc:  # PostgreSQL: taken since SESSION_EXISTS looked
+                raise Conflict(f"a session with id {id!r} already exists") from exc
             if not prepared:
                 return session
             self._append_rows(conn, session.id, prepared, _HEAD)

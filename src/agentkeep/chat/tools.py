@@ -107,8 +107,12 @@ class ToolCalls(ChatBase):
                     calls, in_batch = [], {}
                     row = conn.one(sql.TOOL_CALL_BY_CALL_ID, (message.session_id,
                                                               part["call_id"]))
-                    if row is not None:
-                        self._finish(conn, row[0], status, output, error, message.id, stamp)
+                    # Locked, and looked at again: another writer may have started or
+                    # finished the call since (its status decides the retry count).
+                    call = row and self._tool_call(conn, row[0], lock=True)
+                    if call and call.status in ("pending", "running", "failed"):
+                        self._finish(conn, call.id, status, output, error, message.id, stamp,
+                                     call)
         self._insert_tool_calls(conn, calls)
 
     def _insert_tool_calls(self, conn: Connection, calls: list[list[Any]]) -> None:
@@ -195,8 +199,8 @@ class ToolCalls(ChatBase):
 
     def _finish(self, conn: Connection, tool_call_id: str, status: str, output: Any,
                 error: str | None, result_message_id: str | None, stamp: datetime,
-                call: ToolCall | None = None) -> None:
-        call = call or self._tool_call(conn, tool_call_id)
+                call: ToolCall) -> None:
+        """Finish ``call``, read under its row lock."""
         began = call.started_at or call.created_at
         duration = max(0, round((stamp - began).total_seconds() * 1000))
         encoded = None if output is None else dump_json("output", output)
