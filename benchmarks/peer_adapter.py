@@ -55,12 +55,14 @@ class AgentkeepAdapter(Adapter):
         commit); False when it existed (``first`` not written)."""
         if session_id in self.known:
             return False
-        self.known.add(session_id)
         try:
             self.chat.create_session(id=session_id, messages=first)
         except self._conflict:
-            return False
-        return True
+            created = False
+        else:
+            created = True
+        self.known.add(session_id)
+        return created
 
     def append(self, session_id: str, message: dict) -> None:
         self._ensure(session_id)

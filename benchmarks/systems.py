@@ -237,14 +237,16 @@ class Agentkeep:
         commit, as raw's upsert and inserts); False when it existed (``first`` unwritten)."""
         if key in self.known:
             return False
-        self.known.add(key)
         try:
             self.chat.create_session(id=key, messages=first)
         except Exception as exc:  # an existing session from an earlier handle
             if type(exc).__name__ != "Conflict":
                 raise
-            return False
-        return True
+            created = False
+        else:
+            created = True
+        self.known.add(key)
+        return created
 
     def append(self, key: str, message: dict) -> None:
         self._ensure(key)
