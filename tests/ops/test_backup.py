@@ -168,6 +168,32 @@ def test_restore_into_a_new_location(stores, tmp_path):
         assert len(copy.chat.list_sessions().items) == 3
 
 
+def test_a_table_locked_exclusively_makes_a_postgres_backup_busy(stores, tmp_path):
+    """PostgreSQL: a table another transaction holds exclusively (ALTER TABLE, VACUUM FULL,
+    LOCK) is waited for busy_timeout, then StoreBusy, and no backup is left; once the lock
+    is gone the backup works. (SQLite's backup reads a snapshot no writer blocks.)"""
+    if stores.backend != "postgres":
+        pytest.skip("on SQLite no lock blocks a backup (the tests above back up under writers)")
+    import time
+
+    import psycopg
+
+    from conftest import PG_URL
+
+    store = stores.open(busy_timeout=0.5)
+    fill(store, sessions=1, messages=2)
+    dest = tmp_path / "backups"
+    with psycopg.connect(PG_URL) as locker:
+        locker.execute(f'LOCK TABLE "{stores.prefix}_chat".messages IN ACCESS EXCLUSIVE MODE')
+        started = time.monotonic()
+        with pytest.raises(agentkeep.StoreBusy):
+            backup(store, dest)
+        assert time.monotonic() - started < 30
+        locker.rollback()
+    assert not dest.exists() or not any(dest.iterdir())  # nothing left, not even a temp dir
+    assert backup(store, dest).path.exists()
+
+
 def test_manifest_describes_the_backup(stores, tmp_path):
     store = stores.open()
     fill(store, sessions=2, messages=4)

@@ -44,11 +44,13 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..backend import quote_name as quote
+from ..backend.base import postgres_lock_timeout
 from ..concerns import CONCERNS
 from ..errors import (
     AgentkeepError,
     InvalidInput,
     SchemaOutOfDate,
+    StoreBusy,
     StoreCorrupt,
     StoreUnavailable,
 )
@@ -560,17 +562,26 @@ def _postgres_backup(backend: Any, names: tuple[str, ...], tmp: Path, compress: 
         with backend.translated(names[0]):
             # The dump and the counts share this snapshot (pg_dump --snapshot): the manifest
             # describes exactly what is in the archive, and all concerns are one instant.
+            # A table another transaction holds exclusively (ALTER TABLE, VACUUM FULL, a
+            # LOCK) is waited for as long as any agentkeep lock: busy_timeout, then StoreBusy.
+            timeout = backend.config.busy_timeout
+            conn.execute(f"SET lock_timeout = '{postgres_lock_timeout(timeout)}'")
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             snapshot = conn.execute("SELECT pg_export_snapshot()").fetchone()[0]
             described = {c: _describe_postgres(conn, schemas[c], where) for c in names}
         if progress:
             progress(f"running pg_dump ({', '.join(names)})")
         args = [pg_dump, "--format=custom", f"--snapshot={snapshot}", f"--file={raw}",
+                f"--lock-wait-timeout={postgres_lock_timeout(timeout)}",
                 *[f"--schema={schemas[c]}" for c in names], f"--dbname={conninfo}"]
         if compress:
             args.append("--compress=0")  # compressed once, by us
         result = run_tool(args, env=env, check=False)
         if result.returncode != 0:
+            if "could not obtain lock" in result.stderr:
+                raise StoreBusy(f"{where}: a table of the store stayed locked by another "
+                                f"transaction for {timeout:g} s (busy_timeout); nothing was "
+                                "backed up, retry later")
             raise tool_error("pg_dump", result.stderr, tmp.parent)
         version = run_tool([pg_dump, "--version"], env=env, check=False).stdout.strip()
     finally:
