@@ -109,7 +109,15 @@ CASES = {
         message, "chat.messages.role: is required"),
     "a role the schema refuses": (
         lambda ls: edit(ls, message(ls), row_set(role="robot")),
-        message, "chat.messages: the database refused the row"),
+        message, "chat.messages.role: must be one of system, user, assistant, tool, "
+                 "got 'robot'"),
+    "a session status the schema refuses": (
+        lambda ls: edit(ls, session_of_first_message(ls), row_set(status="zombie")),
+        session_of_first_message, "chat.sessions.status: must be one of active, archived, "
+                                  "deleted"),
+    "a tool call status the schema refuses": (
+        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(status="done")),
+        lambda ls: first(ls, "chat.tool_calls"), "chat.tool_calls.status: must be one of"),
     "a session whose counters disagree with its messages": (
         lambda ls: edit(ls, session_of_first_message(ls),
                         lambda r: r["row"].update(message_count=r["row"]["message_count"] + 1)),

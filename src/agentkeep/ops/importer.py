@@ -13,13 +13,13 @@ Checks, each reported as ``FILE:LINE: kind.column: problem``:
   counts match the records read;
 - a record has a known kind and version, only known columns, every required column,
   and values of the column's type (text, integers, ISO-8601 times with a zone, JSON,
-  base64 blobs whose SHA-256 and size match);
+  base64 blobs whose SHA-256 and size match); a role or status is one the API takes;
 - the rows a session owns follow its session record; a message's parent is an earlier
   message of the session, one deeper; tool calls, attachments and file versions refer
   to messages of the file or the store, and to blobs of the file or the store;
 - a session's counters (messages, tokens, cost) and head agree with its messages;
-- whatever the database still refuses (a CHECK constraint, a duplicate id) is reported
-  with the line of the row it refused.
+- whatever the database still refuses (a duplicate id, say) is reported with the line
+  of the row it refused.
 
 Rows already in the store are never changed: an identical session (with everything it
 owns), setting or blob is skipped, so importing a file twice imports it once; a session
@@ -45,7 +45,7 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from ..backend import quote_name as quote
-from ..chat.rules import check_parts
+from ..chat.rules import ROLES, SESSION_STATUSES, TOOL_STATUSES, check_parts
 from ..codec import check_text, dump_json, shown
 from ..concerns import CONCERNS
 from ..errors import AgentkeepError, Conflict, InvalidInput
@@ -123,12 +123,22 @@ def _parts(value: Any) -> None:
             raise _Bad(f"{exc.field}: {exc.problem}") from None
 
 
-#: JSON columns whose values the API accepts only in one shape ("concern.table.column"):
-#: a file may hold nothing a reader of the store would trip over.
+def _one_of(*choices: str) -> Any:
+    def check(value: str) -> None:
+        if value not in choices:
+            raise _Bad(f"must be one of {', '.join(choices)}, got {shown(value, 40)}")
+    return check
+
+
+#: Columns whose values the API accepts only in one shape ("concern.table.column"): a
+#: file may hold nothing a reader of the store would trip over, and a value the schema's
+#: CHECK would refuse is named as the API names it.
 SHAPES = {
     "chat.sessions.generation": _an_object, "chat.sessions.metadata": _an_object,
     "chat.messages.parts": _parts, "chat.messages.usage": _an_object,
     "chat.messages.metadata": _an_object, "checkpoints.checkpoints.metadata": _an_object,
+    "chat.sessions.status": _one_of(*SESSION_STATUSES), "chat.messages.role": _one_of(*ROLES),
+    "chat.tool_calls.status": _one_of(*TOOL_STATUSES),
 }
 
 
@@ -153,6 +163,8 @@ def _converter(kind: str, nullable: bool, dialect: str, careful: bool,
                         check_text("", value)
                     except InvalidInput as exc:
                         raise _Bad(exc.problem) from None
+                if shape is not None:
+                    shape(value)
                 return value
             if value is None:
                 return null()
@@ -243,15 +255,15 @@ def _fast_converter(spec: TableSpec, dialect: str) -> Any:
         names.append(name)
         lines.append(f"    {name} = row[{column.name!r}]")
         nullable = f" and {name} is not None" if column.nullable else ""
-        if column.kind == "text":
+        shape = SHAPES.get(f"{spec.concern}.{spec.name}.{column.name}")
+        if column.kind == "text" and shape is None:
             lines.append(f"    if {name}.__class__ is not str{nullable}: raise SLOW")
         elif column.kind == "int":
             lines.append(f"    if {name}.__class__ is int:")
             lines.append(f"        if not MIN <= {name} <= MAX: raise SLOW")
             lines.append(f"    elif {name} is not None or {not column.nullable}: raise SLOW")
         else:
-            helpers[f"F{i}"] = _converter(column.kind, column.nullable, dialect, False,
-                                          SHAPES.get(f"{spec.concern}.{spec.name}.{column.name}"))
+            helpers[f"F{i}"] = _converter(column.kind, column.nullable, dialect, False, shape)
             lines.append(f"    {name} = F{i}({name})")
     lines.append(f"    return [{', '.join(names)}]")
     exec("\n".join(lines), helpers)  # noqa: S102 - generated from declared column names
