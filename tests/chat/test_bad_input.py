@@ -113,6 +113,9 @@ BAD_USAGE = [
     ({"input_tokens": "3"}, "usage.input_tokens"),
     ({"input_tokens": True}, "usage.input_tokens"),
     ({"input_tokens": 2**63}, "usage.input_tokens"),
+    # fits 63 bits, but two such messages would overflow the session's sum
+    ({"output_tokens": 2**62}, "usage.output_tokens"),
+    ({"input_tokens": 10**12 + 1}, "usage.input_tokens"),
     ({"details": {1, 2}}, "usage"),
     ([("input_tokens", 1)], "usage"),
     (12, "usage"),

@@ -345,6 +345,7 @@ def test_invalid_tool_parts_write_nothing(store):
     session = store.chat.create_session()
     for parts in ([{"type": "tool_call", "id": "c1", "arguments": {}}],  # no name
                   [{"type": "tool_call", "id": 5, "name": "x"}],
+                  [{"type": "tool_call", "id": "c1", "name": ""}],  # as record_tool_call
                   [{"type": "tool_call", "id": "c1", "name": "x", "arguments": {1, 2}}],
                   [{"type": "tool_result"}],  # no call_id
                   [{"type": "tool_result", "call_id": "", "output": 1}],

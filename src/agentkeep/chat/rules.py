@@ -20,6 +20,7 @@ from ..codec import (
 from ..errors import InvalidInput
 
 ROLES = ("system", "user", "assistant", "tool")
+MAX_TOKENS = 10**12  # per message and direction (usage.input_tokens, usage.output_tokens)
 SESSION_STATUSES = ("active", "archived", "deleted")
 TOOL_STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
 MAX_NAME_LENGTH = 1000
@@ -57,6 +58,10 @@ def check_usage(usage: object) -> tuple[int, int, str | None]:
     usage = check_object("usage", usage)
     input_tokens = check_count("usage.input_tokens", usage.get("input_tokens", 0))
     output_tokens = check_count("usage.output_tokens", usage.get("output_tokens", 0))
+    for field, tokens in (("input_tokens", input_tokens), ("output_tokens", output_tokens)):
+        if tokens > MAX_TOKENS:  # so that a session's sums stay far inside 63 bits
+            raise InvalidInput(f"usage.{field}", f"must be at most {MAX_TOKENS:,} a message, "
+                                                 f"got {tokens:,}")
     for key, value in usage.items():
         if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
             raise InvalidInput(f"usage.{key}", "must not be negative")
@@ -78,6 +83,8 @@ def check_parts(parts: object) -> list[dict[str, Any]]:
             raise InvalidInput(f"{field}.type", "must be a non-empty string")
         if kind == "tool_call":
             check_text(f"{field}.name", part.get("name"), max_length=MAX_NAME_LENGTH)
+            if not part["name"]:
+                raise InvalidInput(f"{field}.name", "must not be empty")
             check_id(f"{field}.id", part.get("id"), optional=True)
         elif kind == "tool_result":
             check_id(f"{field}.call_id", part.get("call_id"))
