@@ -90,8 +90,7 @@ def check_parts(parts: object) -> list[dict[str, Any]]:
             check_id(f"{field}.call_id", part.get("call_id"))
             flag = part.get("is_error")
             if flag is not None and flag is not True and flag is not False:  # not 1 or 0.0
-                raise InvalidInput(f"{field}.is_error", "must be True or False, got "
-                                                         f"{shown(part['is_error'])}")
+                raise InvalidInput(f"{field}.is_error", f"must be True or False, got {shown(flag)}")
         elif kind == "text":
             check_text(f"{field}.text", part.get("text"))
         checked.append(dict(part))

@@ -211,13 +211,12 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             if id is not None and conn.one(sql.SESSION_EXISTS, (id,)) is not None:
                 raise Conflict(f"a session with id {id!r} already exists")
             try:
-                session = self._insert_session(conn, values, parent_id, None, id)
+                session_id = self._insert_session(conn, values, parent_id, None, id)
             except Conflict as exc:  # PostgreSQL: taken since SESSION_EXISTS looked
                 raise Conflict(f"a session with id {id!r} already exists") from exc
-            if not prepared:
-                return session
-            self._append_rows(conn, session.id, prepared, _HEAD)
-            return self._get_session(conn, session.id)
+            if prepared:
+                self._append_rows(conn, session_id, prepared, _HEAD)
+            return self._get_session(conn, session_id)
 
     def _create_session_postgres(self, conn: Connection, values: dict[str, Any],
                                  session_id: str | None) -> Session:
@@ -245,11 +244,12 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
         return Session((*row, prepared[-1]["content"][:200]))  # SESSION_COLUMNS' preview
 
     def _insert_session(self, conn: Connection, values: dict[str, Any], parent_id: str | None,
-                        forked_from_id: str | None, session_id: str | None = None) -> Session:
+                        forked_from_id: str | None, session_id: str | None = None) -> str:
+        """Insert a new session's row; its id."""
         session_id = session_id or new_id()
         conn.run(sql.INSERT_SESSION, self._session_row(values, parent_id, forked_from_id,
                                                        session_id))
-        return self._get_session(conn, session_id)
+        return session_id
 
     def _session_row(self, values: dict[str, Any], parent_id: str | None,
                      forked_from_id: str | None, session_id: str,
@@ -749,9 +749,9 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
             }
             if at is not None:
                 _, depth, _ = self._message_position(conn, "message_id", at, session_id)
-            forked = self._insert_session(conn, values, source.parent_id, at)
+            forked_id = self._insert_session(conn, values, source.parent_id, at)
             if at is None:
-                return forked
+                return self._get_session(conn, forked_id)
             rows = conn.all(sql.PATH_HISTORY_NEWEST[self._dialect], (at, 0, NO_LIMIT, 0))
             path = [Message(r) for r in rows]
             prepared = [prepare_message({
@@ -759,8 +759,8 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                 "model": m.model, "finish_reason": m.finish_reason, "usage": m.usage,
                 "cost": m.cost, "metadata": m.metadata,
                 "summary": m.id == source.summary_id}) for m in path]
-            self._append_rows(conn, forked.id, prepared, None, [m.created_at for m in path])
-            return self._get_session(conn, forked.id)
+            self._append_rows(conn, forked_id, prepared, None, [m.created_at for m in path])
+            return self._get_session(conn, forked_id)
 
     def iter_sessions(self, **filters: Any) -> Iterator[Session]:
         """Every session matching the filters of :meth:`list_sessions`, page by page."""

@@ -111,8 +111,7 @@ class ToolCalls(ChatBase):
                     # finished the call since (its status decides the retry count).
                     call = row and self._tool_call(conn, row[0], lock=True)
                     if call and call.status in ("pending", "running", "failed"):
-                        self._finish(conn, call.id, status, output, error, message.id, stamp,
-                                     call)
+                        self._finish(conn, call, status, output, error, message.id, stamp)
         self._insert_tool_calls(conn, calls)
 
     def _insert_tool_calls(self, conn: Connection, calls: list[list[Any]]) -> None:
@@ -193,20 +192,18 @@ class ToolCalls(ChatBase):
             if result_message_id is not None:
                 self._message_position(conn, "result_message_id", result_message_id,
                                        call.session_id)
-            self._finish(conn, tool_call_id, status, output, error, result_message_id, now(),
-                         call)
+            self._finish(conn, call, status, output, error, result_message_id, now())
             return self._tool_call(conn, tool_call_id)
 
-    def _finish(self, conn: Connection, tool_call_id: str, status: str, output: Any,
-                error: str | None, result_message_id: str | None, stamp: datetime,
-                call: ToolCall) -> None:
+    def _finish(self, conn: Connection, call: ToolCall, status: str, output: Any,
+                error: str | None, result_message_id: str | None, stamp: datetime) -> None:
         """Finish ``call``, read under its row lock."""
         began = call.started_at or call.created_at
         duration = max(0, round((stamp - began).total_seconds() * 1000))
         encoded = None if output is None else dump_json("output", output)
         retried = 1 if call.status == "failed" else 0  # a tool message's result after a failure
         conn.run(sql.FINISH_TOOL_CALL, (status, encoded, error, self._time(stamp), duration,
-                                        result_message_id, retried, tool_call_id))
+                                        result_message_id, retried, call.id))
 
     def tool_calls(self, session_id: str | None = None, *, name: str | None = None,
                    status: str | None = None, message_id: str | None = None,
