@@ -41,3 +41,17 @@ def test_small_run_reads_back_every_message_in_order(backend, tmp_path):
         # ...and searches found something.
         assert results["w5"][system]["mean_hits"] > 0
     assert results["w5"]["agentkeep"]["mean_hits"] == results["w5"]["raw"]["mean_hits"]
+
+
+def test_wal_pages_accounts_for_every_frame_of_an_append(tmp_path):
+    # SQLite only: the WAL is SQLite's. Each single-message commit writes at least the
+    # messages table's page, its session index's and the session row's.
+    from benchmarks.wal_pages import measure
+
+    for name, trees in (("raw", {"messages", "messages_session_id", "sessions"}),
+                        ("agentkeep", {"messages", "sqlite_autoindex_messages_1",
+                                       "sqlite_autoindex_messages_2", "sessions"})):
+        total, by_tree = measure(name, tmp_path / name, sessions=5, per_session=8)
+        assert sum(by_tree.values()) == pytest.approx(total)
+        assert total >= 3
+        assert all(by_tree.get(tree, 0) >= 1 for tree in trees), (name, by_tree)

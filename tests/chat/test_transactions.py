@@ -10,7 +10,7 @@ import pytest
 from chat_helpers import snapshot
 
 import agentkeep
-from agentkeep import InvalidInput, NotFound
+from agentkeep import Conflict, InvalidInput, NotFound
 from agentkeep.app.store import SettingsStore
 from agentkeep.chat.store import ChatStore
 
@@ -89,6 +89,39 @@ def test_a_failed_call_inside_a_block_does_not_spoil_it(store):
             store.chat.append(session.id, "robot", "x")
         store.chat.append(session.id, "user", "still fine")
     assert contents(store, session.id) == ["still fine"]
+
+
+def test_failed_statements_and_nested_blocks_keep_every_other_call(store):
+    # A statement the database refuses (a taken id) inside blocks nested three deep,
+    # between calls whose savepoints are released late on PostgreSQL: each failure undoes
+    # only its own call, and the block still commits all the others.
+    with store.transaction():
+        session = store.chat.create_session(id="taken")
+        for number in range(30):
+            store.chat.append(session.id, "user", f"m{number}")
+        with pytest.raises(Conflict):
+            store.chat.create_session(id="taken")
+        with store.transaction():
+            store.chat.append(session.id, "assistant", "inner 1")
+            with store.transaction():
+                store.chat.append(session.id, "user", "inner 2")
+                with pytest.raises(Conflict):
+                    store.chat.create_session(id="taken")
+            try:
+                with store.transaction():
+                    store.chat.append(session.id, "user", "undone")
+                    raise Boom
+            except Boom:
+                pass
+            with pytest.raises(Conflict):
+                store.chat.create_session(id="taken")
+            store.chat.append(session.id, "assistant", "inner 3")
+        store.chat.append(session.id, "user", "last")
+    expected = [f"m{number}" for number in range(30)] + ["inner 1", "inner 2", "inner 3",
+                                                          "last"]
+    assert contents(store, session.id) == expected
+    assert store.chat.get_session(session.id).message_count == len(expected)
+    assert [s.id for s in store.chat.list_sessions().items] == ["taken"]
 
 
 def test_an_open_block_is_invisible_to_other_threads(store):

@@ -31,10 +31,13 @@ def postgres_lock_timeout(seconds: float) -> str:
 class Connection:
     """A driver connection with the four calls the stores need. Rows are tuples."""
 
-    __slots__ = ("raw",)
+    # release_due: a savepoint whose block succeeded, released with the next command that
+    # goes to the server anyway (Backend.combines_commands).
+    __slots__ = ("raw", "release_due")
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
+        self.release_due: str | None = None
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         return self.raw.execute(sql, params).fetchone()
@@ -70,6 +73,12 @@ class Backend(ABC):
 
     dialect = ""
     begin_sql = "BEGIN"
+    # True when one round trip can carry several parameterless commands (PostgreSQL's
+    # simple query protocol). A nested block's RELEASE SAVEPOINT then waits and goes with
+    # the next SAVEPOINT, or not at all when an enclosing block ends first (its release,
+    # rollback or commit covers it): a call inside store.transaction() costs one round
+    # trip of savepoint bookkeeping instead of two. At most one savepoint waits at a time.
+    combines_commands = False
 
     def __init__(self, config: StoreConfig, concerns: tuple[str, ...]) -> None:
         self.config = config
@@ -107,9 +116,17 @@ class Backend(ABC):
         """True when the connection is dead (dropped by the server or the network)."""
         return False
 
+    def is_aborted(self, conn: Connection) -> bool:
+        """True when a failed statement has spoiled the connection's open transaction."""
+        return False  # SQLite keeps a transaction usable after a failed statement
+
     def check_committable(self, frame: Frame) -> None:
-        """Raise if the transaction can no longer commit (a dialect may know)."""
-        return None  # SQLite keeps a transaction usable after a failed statement
+        """Raise if the transaction can no longer commit."""
+        # PostgreSQL's COMMIT of an aborted transaction rolls back without an error: a
+        # caller who caught the failure inside the block would lose its writes silently.
+        if self.is_aborted(frame.conn):
+            raise AgentkeepError(f"{self.location(frame.concern)}: a statement failed inside "
+                                 "this transaction, so it was rolled back instead of committed")
 
     # --- shared ------------------------------------------------------------------------
     def ensure_open(self) -> None:
@@ -151,7 +168,9 @@ class Backend(ABC):
         try:
             if pinned is not None:
                 name = f"agentkeep_sp{next(self._savepoints)}"
-                pinned.raw.execute(f"SAVEPOINT {name}")
+                due, pinned.release_due = pinned.release_due, None
+                self._run_commands(pinned, ([f"RELEASE SAVEPOINT {due}"] if due else [])
+                                   + [f"SAVEPOINT {name}"])
                 return Frame(concern, pinned, name)
             conn = self.checkout(concern)
             try:
@@ -176,6 +195,11 @@ class Backend(ABC):
                 raise
             raise error from exc
 
+    def _run_commands(self, conn: Connection, commands: list[str]) -> None:
+        """Parameterless commands in order (in one round trip where the dialect can)."""
+        for command in commands:
+            conn.raw.execute(command)
+
     def _translated(self, exc: Exception, concern: str) -> AgentkeepError | None:
         """agentkeep's error for a driver exception; None to re-raise ``exc`` as it is."""
         if isinstance(exc, AgentkeepError):
@@ -184,12 +208,18 @@ class Backend(ABC):
 
     def finish(self, frame: Frame, ok: bool) -> None:
         """Commit (or release) the frame when ``ok``, else roll it back."""
-        raw = frame.conn.raw
+        conn = frame.conn
+        raw = conn.raw
+        # A savepoint waiting for its release was made inside this frame: this frame's
+        # release, rollback or commit covers it.
+        conn.release_due = None
         if frame.savepoint is not None:
+            if ok and self.combines_commands and not self.is_aborted(conn):
+                conn.release_due = frame.savepoint
+                return
+            undo = [] if ok else [f"ROLLBACK TO SAVEPOINT {frame.savepoint}"]
             try:
-                if not ok:
-                    raw.execute(f"ROLLBACK TO SAVEPOINT {frame.savepoint}")
-                raw.execute(f"RELEASE SAVEPOINT {frame.savepoint}")
+                self._run_commands(conn, undo + [f"RELEASE SAVEPOINT {frame.savepoint}"])
             except Exception as exc:
                 error = self._translated(exc, frame.concern)
                 if error is None:

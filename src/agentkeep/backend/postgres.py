@@ -95,6 +95,7 @@ def _configure(conn: psycopg.Connection) -> None:
 class PostgresBackend(Backend):
     dialect = "postgresql"
     begin_sql = "BEGIN"
+    combines_commands = True
 
     def __init__(self, config, concerns) -> None:
         super().__init__(config, concerns)
@@ -215,13 +216,12 @@ class PostgresBackend(Backend):
         for pool in self._pools.values():
             pool.close()
 
-    def check_committable(self, frame) -> None:
-        # A failed statement aborts a PostgreSQL transaction, and COMMIT then rolls back
-        # without an error: a caller who caught the failure inside the block would lose
-        # the block's writes silently.
-        if frame.conn.raw.info.transaction_status == TransactionStatus.INERROR:
-            raise AgentkeepError(f"{self.location(frame.concern)}: a statement failed inside "
-                                 "this transaction, so it was rolled back instead of committed")
+    def _run_commands(self, conn, commands):
+        # One simple-protocol query; never prepared (a prepared statement holds one command).
+        conn.raw.execute("; ".join(commands), prepare=False)
+
+    def is_aborted(self, conn) -> bool:
+        return conn.raw.info.transaction_status == TransactionStatus.INERROR
 
     def translate(self, exc: Exception, concern: str) -> AgentkeepError | None:
         if isinstance(exc, psycopg_pool.PoolTimeout):
