@@ -171,7 +171,63 @@ CASES = {
         session_of_first_message, "chat.sessions.metadata: must be an object"),
     "a record that is not an object": (
         lambda ls: [*ls[:3], b"[1, 2]\n", *ls[4:]], lambda ls: 3, "must be a JSON object"),
+    # Values the API refuses: a session with an id no call accepts could be listed but
+    # never shown, exported or deleted.
+    "an empty session id": (
+        lambda ls: edit(ls, session_of_first_message(ls), row_set(id="")),
+        session_of_first_message, "chat.sessions.id: must be a non-empty id string"),
+    "a session id longer than an id may be": (
+        lambda ls: edit(ls, session_of_first_message(ls), row_set(id="s" * 201)),
+        session_of_first_message, "chat.sessions.id: must be at most 200 characters"),
+    "an empty message id": (
+        lambda ls: edit(ls, message(ls), row_set(id="")),
+        message, "chat.messages.id: must be a non-empty id string"),
+    "a tool call with an empty name": (
+        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(name="")),
+        lambda ls: first(ls, "chat.tool_calls"), "chat.tool_calls.name: must not be empty"),
+    "a tool call with an empty call id": (
+        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(call_id="")),
+        lambda ls: first(ls, "chat.tool_calls"), "chat.tool_calls.call_id: must be a non-empty"),
+    "a negative retry count": (
+        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(retry_count=-1)),
+        lambda ls: first(ls, "chat.tool_calls"),
+        "chat.tool_calls.retry_count: must be between 0 and"),
+    "a negative duration": (
+        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(duration_ms=-5)),
+        lambda ls: first(ls, "chat.tool_calls"),
+        "chat.tool_calls.duration_ms: must be between 0 and"),
+    "a message at seq 0": (
+        lambda ls: edit(ls, message(ls), row_set(seq=0)),
+        message, "chat.messages.seq: must be between 1 and"),
+    "a seq twice in one session": (
+        lambda ls: edit(ls, message(ls) + 1,
+                        row_set(seq=json.loads(ls[message(ls)])["row"]["seq"])),
+        lambda ls: message(ls) + 1, "chat.messages.seq: 1 appears twice in the session"),
+    "more tokens than a message may count": (
+        lambda ls: edit(ls, message(ls), row_set(input_tokens=10**12 + 1)),
+        message, "chat.messages.input_tokens: must be between 0 and 1,000,000,000,000"),
+    "a time before year 1 in UTC": (
+        lambda ls: edit(ls, message(ls), row_set(created_at="0001-01-01T00:00:00+01:00")),
+        message, "chat.messages.created_at: is out of range in UTC"),
+    "a time after year 9999 in UTC": (
+        lambda ls: edit(ls, session_of_first_message(ls),
+                        row_set(created_at="9999-12-31T23:59:59-01:00")),
+        session_of_first_message, "chat.sessions.created_at: is out of range in UTC"),
+    "a session that is its own parent": (
+        lambda ls: edit(ls, session_of_first_message(ls),
+                        lambda r: r["row"].update(parent_id=r["row"]["id"])),
+        session_of_first_message, "its own ancestor"),
+    "two sessions that are each other's parent": (
+        lambda ls: two_sessions_each_others_parent(ls),
+        session_of_first_message, "its own ancestor"),
 }
+
+
+def two_sessions_each_others_parent(lines):
+    one, two = [i for i, line in enumerate(lines)
+                if json.loads(line)["kind"] == "chat.sessions"][:2]
+    id_one, id_two = (json.loads(lines[i])["row"]["id"] for i in (one, two))
+    return edit(edit(lines, one, row_set(parent_id=id_two)), two, row_set(parent_id=id_one))
 
 
 @pytest.mark.parametrize("case", list(CASES))

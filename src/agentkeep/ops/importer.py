@@ -45,8 +45,8 @@ from datetime import datetime, timezone
 from typing import IO, Any
 
 from ..backend import quote_name as quote
-from ..chat.rules import ROLES, SESSION_STATUSES, TOOL_STATUSES, check_parts
-from ..codec import check_text, dump_json, shown
+from ..chat.rules import MAX_TOKENS, ROLES, SESSION_STATUSES, TOOL_STATUSES, check_parts
+from ..codec import check_id, check_text, dump_json, shown
 from ..concerns import CONCERNS
 from ..errors import AgentkeepError, Conflict, InvalidInput
 from ..migrations import known_revisions
@@ -78,6 +78,8 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 #: The message tree: (parent column, depth column) of a table whose rows form a tree
 #: within their session, parents first.
 TREES = {"chat.messages": ("parent_id", "depth")}
+#: Columns unique among the rows a session owns: kind -> column.
+UNIQUE_IN_SESSION = {"chat.messages": "seq"}
 #: Session counters and what they count: column -> (owned kind, summed column or None).
 COUNTERS = {
     "chat.sessions": {
@@ -130,15 +132,43 @@ def _one_of(*choices: str) -> Any:
     return check
 
 
+def _an_id(value: str) -> None:
+    try:
+        check_id("", value)
+    except InvalidInput as exc:
+        raise _Bad(exc.problem) from None
+
+
+def _a_name(value: str) -> None:
+    if not value:
+        raise _Bad("must not be empty")
+
+
+def _between(low: int, high: int) -> Any:
+    def check(value: int) -> None:
+        if not low <= value <= high:
+            raise _Bad(f"must be between {low:,} and {high:,}, got {value:,}")
+    return check
+
+
 #: Columns whose values the API accepts only in one shape ("concern.table.column"): a
-#: file may hold nothing a reader of the store would trip over, and a value the schema's
-#: CHECK would refuse is named as the API names it.
+#: file may hold nothing a reader of the store would trip over (an id the API refuses
+#: makes a session nothing can show or delete), and a value the schema's CHECK would
+#: refuse is named as the API names it. Rows of the same import are told apart by
+#: their key; references to them are checked against the rows, not shaped again.
 SHAPES = {
     "chat.sessions.generation": _an_object, "chat.sessions.metadata": _an_object,
     "chat.messages.parts": _parts, "chat.messages.usage": _an_object,
     "chat.messages.metadata": _an_object, "checkpoints.checkpoints.metadata": _an_object,
     "chat.sessions.status": _one_of(*SESSION_STATUSES), "chat.messages.role": _one_of(*ROLES),
     "chat.tool_calls.status": _one_of(*TOOL_STATUSES),
+    "chat.sessions.id": _an_id, "chat.messages.id": _an_id, "chat.tool_calls.id": _an_id,
+    "chat.tool_calls.call_id": _an_id, "chat.tool_calls.name": _a_name,
+    "chat.messages.seq": _between(1, INT_MAX),
+    "chat.messages.input_tokens": _between(0, MAX_TOKENS),
+    "chat.messages.output_tokens": _between(0, MAX_TOKENS),
+    "chat.tool_calls.retry_count": _between(0, INT_MAX),
+    "chat.tool_calls.duration_ms": _between(0, INT_MAX),
 }
 
 
@@ -173,9 +203,11 @@ def _converter(kind: str, nullable: bool, dialect: str, careful: bool,
     if kind in ("int", "float", "bool"):
         def number(value: Any) -> Any:
             if value.__class__ is int and kind != "bool":
-                if INT_MIN <= value <= INT_MAX:
-                    return value
-                raise _Bad("is out of the 64-bit integer range")
+                if not INT_MIN <= value <= INT_MAX:
+                    raise _Bad("is out of the 64-bit integer range")
+                if shape is not None:
+                    shape(value)
+                return value
             if value.__class__ is float and kind == "float":
                 return value
             if value.__class__ is bool and kind == "bool":
@@ -200,7 +232,10 @@ def _converter(kind: str, nullable: bool, dialect: str, careful: bool,
                 except ValueError:
                     raise _Bad(f"must be an ISO-8601 time with a time zone, got {shown(value, 40)}"
                                ) from None
-                parsed = parsed.astimezone(UTC)
+                try:
+                    parsed = parsed.astimezone(UTC)
+                except OverflowError:  # 0001-01-01T00:00+01:00 is before year 1 in UTC
+                    raise _Bad(f"is out of range in UTC, got {shown(value, 40)}") from None
                 return parsed.isoformat() if dialect == "sqlite" else parsed
             if value is None:
                 return null()
@@ -258,7 +293,7 @@ def _fast_converter(spec: TableSpec, dialect: str) -> Any:
         shape = SHAPES.get(f"{spec.concern}.{spec.name}.{column.name}")
         if column.kind == "text" and shape is None:
             lines.append(f"    if {name}.__class__ is not str{nullable}: raise SLOW")
-        elif column.kind == "int":
+        elif column.kind == "int" and shape is None:
             lines.append(f"    if {name}.__class__ is int:")
             lines.append(f"        if not MIN <= {name} <= MAX: raise SLOW")
             lines.append(f"    elif {name} is not None or {not column.nullable}: raise SLOW")
@@ -324,6 +359,8 @@ class _Table:
         self.owner_index = index.get(spec.owner) if spec.owner else None
         tree = TREES.get(spec.kind)
         self.tree = None if tree is None else (tree[0], index[tree[0]], tree[1], index[tree[1]])
+        unique = UNIQUE_IN_SESSION.get(spec.kind)
+        self.unique = None if unique is None else (unique, index[unique])
         # (position, column, target kind, target column) of the references to check
         self.references = [(index[column], column, f"{spec.concern}.{target}", target_column)
                            for column, target, target_column in spec.references
@@ -351,6 +388,7 @@ class _Group:
     ids: dict[str, dict[str, int]] = field(default_factory=dict)  # kind -> key -> depth
     totals: dict[tuple[str, str | None], int] = field(default_factory=dict)
     digests: dict[str, list[int]] = field(default_factory=dict)  # kind -> [count, sum]
+    unique: dict[str, set[Any]] = field(default_factory=dict)  # kind -> UNIQUE_IN_SESSION's
 
 
 class Importer:
@@ -537,6 +575,7 @@ class Importer:
         self.stored_roots: dict[str, set[Any] | None] = {}  # see _stored_roots
         self.orphans: dict[str, list[tuple[str, str, int]]] = {}  # parent -> children
         self.fixups: list[tuple[str, str, str]] = []  # (column, child, parent)
+        self.root_parents: dict[str, str | None] = {}  # a file session -> its parent
 
     def _read_footer(self, number: int, record: dict[str, Any]) -> None:
         self._end_group()
@@ -707,9 +746,17 @@ class Importer:
             values[index] = None
             if is_new:
                 self.orphans.setdefault(parent, []).append((key, column, number))
+        for column, target, _ in spec.references:
+            if target == spec.name:
+                self.root_parents[key] = values[spec.index(column)]
         self.group = _Group(table, key, number, values, is_new)
         if is_new:
-            for child, column, _ in self.orphans.pop(key, ()):
+            for child, column, line in self.orphans.pop(key, ()):
+                if self._is_ancestor(child, key):
+                    raise self._error(line, f"{spec.kind}.{column}",
+                                      f"{key!r:.80} would make session {child!r:.80} its own "
+                                      "ancestor")
+                self.root_parents[child] = key
                 self.fixups.append((column, child, key))
             self.buffered_roots.add(key)
             self._buffer(number, table, values)
@@ -764,6 +811,13 @@ class Importer:
                                   f"is {depth}, but the row is at depth {expected}")
         if key in ids:
             raise self._error(number, kind, f"row {key!r:.80} appears twice in the session")
+        if table.unique is not None:
+            column, position = table.unique
+            seen = group.unique.setdefault(kind, set())
+            if values[position] in seen:
+                raise self._error(number, f"{kind}.{column}",
+                                  f"{values[position]!r:.80} appears twice in the session")
+            seen.add(values[position])
         ids[key] = depth
         for index, column, target_kind, target_column in table.references:
             value = values[index]
@@ -777,6 +831,18 @@ class Importer:
             self.buffered += 1
         else:
             self._digest(table, values)
+
+    def _is_ancestor(self, candidate: str, key: str) -> bool:
+        """Whether ``candidate`` is ``key`` or one of its parents among the file's root
+        rows (a stored session's parents are stored, so never a row of the file)."""
+        seen: set[str] = set()
+        node: str | None = key
+        while node is not None and node not in seen:
+            if node == candidate:
+                return True
+            seen.add(node)
+            node = self.root_parents.get(node)
+        return False
 
     def _check_reference(self, number: int, spec: TableSpec, column: str, target_kind: str,
                          target_column: str, value: Any) -> None:
