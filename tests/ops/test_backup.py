@@ -194,6 +194,26 @@ def test_a_table_locked_exclusively_makes_a_postgres_backup_busy(stores, tmp_pat
     assert backup(store, dest).path.exists()
 
 
+def test_restore_over_a_store_with_the_longest_schema_prefix(stores, tmp_path):
+    # Cut to PostgreSQL's 63 bytes, the kept-aside names of chat and checkpoints met
+    # (`<prefix>_ch_old_<time>`) and the restore failed at a 41-character prefix.
+    if stores.backend != "postgres":
+        pytest.skip("schema prefixes are PostgreSQL's")
+    prefix = (stores.prefix + "_" + "x" * 41)[:41]  # the factory drops <its prefix>*
+    store = stores.open(schema_prefix=prefix)
+    fill(store)
+    result = backup(store, tmp_path / "backups")
+    expected = dump_rows(stores, prefix)
+    store.chat.create_session(title="after the backup")
+    store.close()
+
+    restored = restore(stores.target, result.path, force=True, schema_prefix=prefix)
+
+    assert dump_rows(stores, prefix) == expected
+    kept = restored.previous.split(", ")  # chat's and app's (checkpoints held no data)
+    assert len(kept) == len(set(kept)) == 2
+
+
 def test_manifest_describes_the_backup(stores, tmp_path):
     store = stores.open()
     fill(store, sessions=2, messages=4)

@@ -615,12 +615,15 @@ def _inspect_postgres(conn: Any, targets: dict[str, str], force: bool, where: st
     return state, full
 
 
-def _free_name(conn: Any, base: str, suffix: str) -> str:
-    """``base + suffix`` cut to PostgreSQL's 63 bytes, made unique among schemas."""
+def _free_name(conn: Any, base: str, suffix: str, taken: set[str]) -> str:
+    """``base + suffix`` cut to PostgreSQL's 63 bytes, made unique among schemas and the
+    names already ``taken`` by the same plan (cut, two concerns' names can meet: a
+    41-character prefix left ``<prefix>_ch_old_<time>`` for both chat and checkpoints)."""
     for attempt in range(100):
         tail = suffix if attempt == 0 else f"{suffix}_{attempt}"
         name = base[:63 - len(tail)] + tail
-        if conn.execute(PG_SCHEMAS, ([name],)).fetchone() is None:
+        if name not in taken and conn.execute(PG_SCHEMAS, ([name],)).fetchone() is None:
+            taken.add(name)
             return name
     raise StoreUnavailable(f"cannot find a free schema name for {base}{suffix}")
 
@@ -634,6 +637,7 @@ def _pg_plan(conn: Any, manifest: Manifest, targets: dict[str, str],
     pre = [f"SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'"]
     post: list[str] = []
     kept: list[str] = []
+    taken: set[str] = set()
     for concern, target in targets.items():
         source = manifest.concerns[concern].schema
         assert source is not None
@@ -642,7 +646,7 @@ def _pg_plan(conn: Any, manifest: Manifest, targets: dict[str, str],
             if tables:
                 names = ", ".join(f"{quote(target)}.{quote(table)}" for table in tables)
                 pre.append(f"LOCK TABLE {names} IN ACCESS EXCLUSIVE MODE")
-            old = _free_name(conn, target, f"_old_{stamp}")
+            old = _free_name(conn, target, f"_old_{stamp}", taken)
             pre.append(f"ALTER SCHEMA {quote(target)} RENAME TO {quote(old)}")
             if concern in full:
                 kept.append(old)
@@ -652,7 +656,7 @@ def _pg_plan(conn: Any, manifest: Manifest, targets: dict[str, str],
             # The archive creates the backup's own schema names; move any schema of
             # that name out of the way for the length of the transaction.
             if conn.execute(PG_SCHEMAS, ([source],)).fetchone() is not None:
-                parked = _free_name(conn, source, f"_park_{stamp}")
+                parked = _free_name(conn, source, f"_park_{stamp}", taken)
                 pre.append(f"ALTER SCHEMA {quote(source)} RENAME TO {quote(parked)}")
                 post.insert(0, f"ALTER SCHEMA {quote(parked)} RENAME TO {quote(source)}")
             post.insert(0, f"ALTER SCHEMA {quote(source)} RENAME TO {quote(target)}")
