@@ -55,6 +55,12 @@ def test_threads_and_prune(stores):
     assert json.loads(only.stdout)["checkpoints"] == 1
     with stores.open() as store:
         assert remaining(store) == {"trip": 2}
+    # Nothing left to delete: a real run that deleted nothing, not a dry run.
+    again = cli(stores, "prune", "--keep-last", "1", "--older-than", "30d", "--yes", "--json")
+    assert json.loads(again.stdout) == {"checkpoints": 0, "writes": 0, "threads": 0,
+                                        "dry_run": False}
+    assert "Deleted 0 checkpoint(s)" in cli(stores, "prune", "--keep-last", "1",
+                                            "--older-than", "30d", "--yes").stdout
 
 
 def test_bad_options_are_usage_errors_and_change_nothing(stores):

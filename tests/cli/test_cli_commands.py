@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shlex
+
 import pytest
 from cli_helpers import STORE_ENV, assert_one_line_error, json_of, ok, run
 
@@ -71,8 +73,17 @@ def test_sessions_list_pages_with_the_cursor(sample):
     assert len(ids) == len(set(ids)) == 6
     item = first["items"][0]
     assert item["created_at"].endswith("+00:00") and isinstance(item["message_count"], int)
-    assert "More: agentkeep sessions list --cursor" in ok(
-        "--home", sample, "sessions", "list", "--limit", "2").stdout
+    # The hint runs as printed: the same store, filters and page size, the next page.
+    shown = ok("--home", sample, "sessions", "list", "--status", "active", "--limit", "2",
+               env={"COLUMNS": "400"}).stdout
+    hint = next(line for line in shown.splitlines() if line.startswith("More: "))
+    words = shlex.split(hint.removeprefix("More: "))
+    words = words[words.index("--home"):]
+    assert words[:2] == ["--home", str(sample)]
+    assert words[2:8] == ["sessions", "list", "--status", "active", "--limit", "2"]
+    second = json_of(*words)
+    assert len(second["items"]) == 2
+    assert {s["id"] for s in second["items"]}.isdisjoint(s["id"] for s in first["items"][:2])
 
 
 def test_sessions_list_filters(sample):

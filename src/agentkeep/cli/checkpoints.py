@@ -10,6 +10,7 @@ from rich import box
 from rich.table import Table
 from rich.text import Text
 
+from ..checkpoints.models import CheckpointPruneResult
 from ..errors import InvalidInput
 from .app import AgentkeepTyper, UsageError, get_state
 from .maintenance import check_age
@@ -81,8 +82,12 @@ def prune(
                 typer.confirm(f"Delete {number(planned.checkpoints)} checkpoint(s) of "
                               f"{number(planned.threads)} thread(s) for good?", abort=True,
                               err=as_json)
-            result = planned if dry_run or not planned.checkpoints else \
-                store.checkpoints.prune(**criteria)
+            if dry_run:
+                result = planned
+            elif planned.checkpoints:
+                result = store.checkpoints.prune(**criteria)
+            else:  # nothing to delete: no write, and not reported as a dry run either
+                result = CheckpointPruneResult((0, 0, 0, False))
         except InvalidInput as exc:
             if exc.field == "criteria":
                 raise UsageError("give --keep-last, --older-than or both") from exc

@@ -78,7 +78,8 @@ def list_sessions(
     as_json: JsonOption = False,
 ) -> None:
     """List sessions, most recently active first, one page at a time."""
-    with get_state(ctx).open() as store:
+    state = get_state(ctx)
+    with state.open() as store:
         page = store.chat.list_sessions(status=status, provider=provider, model=model,
                                         parent_id=parent_id, title=title, limit=limit,
                                         cursor=cursor)
@@ -91,8 +92,16 @@ def list_sessions(
         return
     out.print(sessions_table(page.items, wide=out.width >= WIDE))
     if page.next_cursor:
-        out.print(Text(f"More: agentkeep sessions list --cursor {page.next_cursor}",
-                       style="dim"), soft_wrap=True)
+        # The next page of the same list: the store, the filters and the page size again.
+        words = ["sessions", "list"]
+        for option, value in (("--status", status), ("--provider", provider),
+                              ("--model", model), ("--parent", parent_id), ("--title", title)):
+            if value is not None:
+                words += [option, value]
+        if limit != 20:
+            words += ["--limit", str(limit)]
+        words += ["--cursor", page.next_cursor]
+        out.print(Text(f"More: {state.command(*words)}", style="dim"), soft_wrap=True)
 
 
 @sessions_app.command("show")
