@@ -77,6 +77,17 @@ def test_sqlite_file_of_another_application(tmp_path):
         agentkeep.open(home)
 
 
+def test_a_bad_url_from_the_environment_names_the_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("AGENTKEEP_URL", "mysql://somewhere/db")
+    with pytest.raises(agentkeep.InvalidInput) as caught:
+        agentkeep.open()
+    assert caught.value.field == "$AGENTKEEP_URL"
+    assert "unsupported URL scheme in 'mysql'" in str(caught.value)
+    with pytest.raises(agentkeep.InvalidInput) as caught:  # given, it is the argument's
+        agentkeep.open("mysql://somewhere/db")
+    assert caught.value.field == "target"
+
+
 def test_postgres_url_that_does_not_answer():
     with pytest.raises(agentkeep.StoreUnavailable, match="127.0.0.1:1"):
         agentkeep.open("postgresql://postgres:secret@127.0.0.1:1/none")

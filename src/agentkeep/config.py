@@ -84,8 +84,11 @@ def resolve(
         raise InvalidInput(sorted(unknown)[0], "is not an option of agentkeep.open (it "
                                                "takes schema_prefix, busy_timeout, "
                                                "max_blob_size, durability, pool_size)")
+    field = "target"
     if target is None:
         target = os.environ.get(URL_ENV) or default_home()
+        if os.environ.get(URL_ENV):
+            field = f"${URL_ENV}"  # the environment gave it: name where to fix it
     if not isinstance(target, (str, os.PathLike)):
         raise InvalidInput("target", f"expected a directory path or a postgresql:// URL, "
                                      f"got {type(target).__name__}")
@@ -108,8 +111,8 @@ def resolve(
         return StoreConfig(home=None, url=str(target), **options)
     text = os.fspath(target)
     if isinstance(text, bytes) or not text.strip() or "\x00" in text:
-        raise InvalidInput("target", "must be a non-empty directory path or a postgresql:// URL")
+        raise InvalidInput(field, "must be a non-empty directory path or a postgresql:// URL")
     if "://" in text:
-        raise InvalidInput("target", f"unsupported URL scheme in {text.split('://')[0]!r}; "
-                                     "use a directory path or a postgresql:// URL")
+        raise InvalidInput(field, f"unsupported URL scheme in {text.split('://')[0]!r}; "
+                                  "use a directory path or a postgresql:// URL")
     return StoreConfig(home=Path(text).expanduser(), url=None, **options)

@@ -181,3 +181,41 @@ def test_messages_say_options_not_library_arguments(home, tmp_path):
         store.chat.create_session(title="holds data")
     line = assert_one_line_error(run("--home", home, "restore", backup), 1, "--force")
     assert "force=True" not in line
+
+
+@pytest.mark.parametrize(("args", "name"), [
+    (["--home", "", "init"], "--home"),
+    (["backup", ""], "DEST"),
+    (["restore", ""], "BACKUP"),
+    (["export", "-o", ""], "--output"),
+    (["import", ""], "FILE"),
+])
+def test_an_empty_path_is_refused_not_taken_for_the_current_directory(home, tmp_path,
+                                                                      monkeypatch, args, name):
+    # An unset shell variable ("$DIR") must not make the current directory a store, a
+    # backup destination or a backup to restore.
+    where = tmp_path / "cwd"
+    where.mkdir()
+    monkeypatch.chdir(where)
+    full = args if args[0] == "--home" else ["--home", home, *args]
+    assert_one_line_error(run(*full), 2, name, "must not be empty")
+    assert list(where.iterdir()) == []
+
+
+def test_busy_timeout_sets_how_long_a_command_waits_for_a_writer(home):
+    import sqlite3
+
+    blocker = sqlite3.connect(home / "chat.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # another process's writer, holding the lock
+    try:
+        line = assert_one_line_error(
+            run("--home", home, "--busy-timeout", "0.2", "sessions", "rm", "any", "--yes"),
+            3, "is locked by another writer", "gave up after 0.2 s (--busy-timeout;")
+        assert "(busy_timeout" not in line
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    for bad in ("-1", "3601", "soon"):
+        assert_one_line_error(run("--home", home, "--busy-timeout", bad, "stats"), 2,
+                              "--busy-timeout")
+    assert ok("--home", home, "--busy-timeout", "0", "stats").exit_code == 0

@@ -90,6 +90,14 @@ def test_truncated_file(stores, setup):
     assert "bytes, the manifest says" in message
 
 
+def test_a_directory_where_the_manifest_lists_a_file(stores, setup):
+    path, _ = setup
+    target = path / data_file(path)
+    target.unlink()
+    target.mkdir()
+    refused(stores, path, agentkeep.StoreCorrupt, target, "is not a file")
+
+
 def test_truncated_file_with_a_matching_manifest(stores, setup):
     """The checksums pass; unpacking or SQLite's integrity_check must find it."""
     path, _ = setup

@@ -121,6 +121,12 @@ def test_errors_are_one_line(tmp_path):
     assert no_dir.exit_code == 2
     assert no_dir.stderr == (f"error: --output: cannot write {nowhere}: the directory "
                              f"{nowhere.parent} does not exist\n")
+    (tmp_path / "afile").write_text("x")
+    under_a_file = tmp_path / "afile" / "x.jsonl"
+    not_dir = run("--home", tmp_path / "a", "export", "-o", under_a_file)
+    assert not_dir.exit_code == 2
+    assert not_dir.stderr == (f"error: --output: cannot write {under_a_file}: "
+                              f"{under_a_file.parent} is a file, not a directory\n")
 
 
 def test_sqlite_to_postgres_and_back(tmp_path, pg_prefix):

@@ -131,7 +131,8 @@ class Backend(ABC):
     # --- shared ------------------------------------------------------------------------
     def ensure_open(self) -> None:
         if self.closed:
-            raise StoreClosed("the store is closed; open it again with agentkeep.open()")
+            raise StoreClosed("the store is closed; open it again with agentkeep.open() "
+                              "(agentkeep.open_async() for the async API)")
 
     def close(self) -> None:
         with self._lock:

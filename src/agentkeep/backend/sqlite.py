@@ -215,6 +215,9 @@ class SqliteBackend(Backend):
                 return StoreUnavailable(f"{path}: {text} (the store directory {self.home} "
                                         "is read-only; SQLite needs to write its -wal and "
                                         "-shm files there even to read)")
+            if os.path.exists(path) and not os.access(path, os.R_OK):
+                return StoreUnavailable(f"{path}: {text} (this user may not read the file; "
+                                        "check its owner and mode)")
             if os.path.exists(path) and not os.access(path, os.W_OK):
                 return StoreUnavailable(f"{path}: {text} (the file is read-only)")
             return StoreUnavailable(f"{path}: {text}")

@@ -37,7 +37,7 @@ from typer.core import TyperCommand, TyperGroup
 from .. import __version__
 from ..concerns import CONCERNS
 from ..config import StoreConfig, is_postgres_url, resolve
-from ..errors import InvalidInput, NotFound, StoreUnavailable
+from ..errors import InvalidInput, NotFound, StoreBusy, StoreUnavailable
 from .errors import FAILURE, USAGE, classify, print_traceback, report
 
 try:  # typer >= 0.20 vendors its own copy of click
@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover - older typer
     from click.exceptions import ClickException, NoArgsIsHelpError, UsageError
 
 SCHEMA_PREFIX_ENV = "AGENTKEEP_SCHEMA_PREFIX"
+BUSY_TIMEOUT_ENV = "AGENTKEEP_BUSY_TIMEOUT"
 
 
 class CommandFailed(ClickException):
@@ -187,6 +188,8 @@ class AgentkeepGroup(CommandGroup):
                     raise typer.BadParameter(problem, ctx=param_ctx,
                                              param_hint=param_hint(param)) from exc
             code, message = classify(exc)
+            if isinstance(exc, StoreBusy):  # the library's option is the global one here
+                message = re.sub(r"\bbusy_timeout\b", "--busy-timeout", message)
             raise CommandFailed(in_cli_words(command_ctx, message), code) from exc
 
     def main(self, args: Any = None, prog_name: str | None = None,
@@ -248,11 +251,16 @@ class State:
     home: Path | None = None
     url: str | None = None
     schema_prefix: str | None = None
+    busy_timeout: float | None = None
     debug: bool = False
 
     def config(self) -> StoreConfig:
         """The resolved store configuration (raises InvalidInput for bad options)."""
-        options = {} if self.schema_prefix is None else {"schema_prefix": self.schema_prefix}
+        options: dict[str, Any] = {}
+        if self.schema_prefix is not None:
+            options["schema_prefix"] = self.schema_prefix
+        if self.busy_timeout is not None:
+            options["busy_timeout"] = self.busy_timeout
         return resolve(self.url or self.home, **options)
 
     def command(self, *words: str) -> str:
@@ -266,6 +274,8 @@ class State:
             line += ["--url", self.config().describe()]
         if self.schema_prefix is not None:
             line += ["--schema-prefix", self.schema_prefix]
+        if self.busy_timeout is not None:
+            line += ["--busy-timeout", f"{self.busy_timeout:g}"]
         return shlex.join([*line, *words])
 
     def describe(self, config: StoreConfig) -> str:
@@ -336,6 +346,24 @@ def store_exists(config: StoreConfig) -> bool:
         backend.close()
 
 
+def non_empty_path(value: str | Path) -> Path:
+    """A path option's parser: ``--home ""`` (an unset shell variable, say) would
+    otherwise mean the current directory."""
+    if isinstance(value, Path):
+        return value
+    if not value.strip():
+        raise typer.BadParameter("must not be empty")
+    return Path(value)
+
+
+def not_empty(value: str | None) -> str | None:
+    """A callback refusing an empty string (for file arguments kept as text, where '-' is
+    standard input or output)."""
+    if value is not None and not value.strip():
+        raise typer.BadParameter("must not be empty")
+    return value
+
+
 def get_state(ctx: typer.Context) -> State:
     """The :class:`State` built by the root callback (a default one if there is none)."""
     state = ctx.find_root().obj
@@ -352,8 +380,9 @@ def _show_version(value: bool) -> None:
 def root(
     ctx: typer.Context,
     home: Annotated[Path | None, typer.Option(
-        "--home", metavar="DIR", help="Store directory (SQLite). Default: $AGENTKEEP_HOME "
-        "or the platform's user data directory.")] = None,
+        "--home", metavar="DIR", parser=non_empty_path,
+        help="Store directory (SQLite). Default: $AGENTKEEP_HOME or the platform's user data "
+             "directory.")] = None,
     url: Annotated[str | None, typer.Option(
         "--url", metavar="URL", help="PostgreSQL URL (postgresql://...). Default: "
         "$AGENTKEEP_URL.")] = None,
@@ -361,6 +390,10 @@ def root(
         "--schema-prefix", metavar="NAME", envvar=SCHEMA_PREFIX_ENV,
         help="PostgreSQL schema prefix (schemas NAME_chat, NAME_app, ...). Default: agentkeep.")
     ] = None,
+    busy_timeout: Annotated[float | None, typer.Option(
+        "--busy-timeout", metavar="SECONDS", envvar=BUSY_TIMEOUT_ENV, min=0, max=3600,
+        help="How long to wait for a store another process is writing (or a PostgreSQL "
+             "lock) before giving up. Default: 10.")] = None,
     debug: Annotated[bool, typer.Option(
         "--debug", help="Show the full traceback when a command fails.")] = False,
     version: Annotated[bool, typer.Option(
@@ -372,4 +405,5 @@ def root(
         raise typer.BadParameter("use either --home or --url, not both", param_hint="--home")
     if url is not None and not is_postgres_url(url):
         raise typer.BadParameter("must be a postgresql:// URL", param_hint="--url")
-    ctx.obj = State(home=home, url=url, schema_prefix=schema_prefix, debug=debug)
+    ctx.obj = State(home=home, url=url, schema_prefix=schema_prefix,
+                    busy_timeout=busy_timeout, debug=debug)

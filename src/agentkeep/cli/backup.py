@@ -20,7 +20,7 @@ from rich.text import Text
 from ..concerns import CONCERNS
 from ..ops.backup import COMPRESSIONS, BackupResult, Manifest, backup, check_concerns
 from ..ops.restore import RestoreResult, restore
-from .app import State, get_state
+from .app import State, get_state, non_empty_path
 from .output import console, error_console, human_size, number, print_json, when
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
@@ -99,7 +99,7 @@ def render_restore(result: RestoreResult) -> None:
 def backup_command(
     ctx: typer.Context,
     dest: Annotated[Path | None, typer.Argument(
-        metavar="DEST", show_default=False,
+        metavar="DEST", show_default=False, parser=non_empty_path,
         help="Directory to write the backup into (created if missing). Default: "
              "<home>/backups for SQLite, the current directory for PostgreSQL.")] = None,
     compress: Annotated[str | None, typer.Option(
@@ -133,7 +133,7 @@ def backup_command(
 def restore_command(
     ctx: typer.Context,
     backup_dir: Annotated[Path, typer.Argument(
-        metavar="BACKUP", show_default=False,
+        metavar="BACKUP", show_default=False, parser=non_empty_path,
         help="The backup directory (as printed by `agentkeep backup`).")],
     force: Annotated[bool, typer.Option(
         "--force", help="Replace a store that holds data (it is kept aside).")] = False,

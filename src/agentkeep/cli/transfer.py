@@ -28,7 +28,7 @@ from rich.progress import (
 )
 
 from ..errors import InvalidInput
-from .app import get_state
+from .app import get_state, not_empty
 from .output import error_console, human_size, jsonable, number
 
 #: gzip level for ``--output FILE.gz``: level 1 compresses an export about 5x at several
@@ -120,6 +120,9 @@ def _output_file(given: str) -> Iterator[IO[bytes]]:
                                        "name, or '-' for stdout")
     if not in_place:
         path = Path(os.path.realpath(path))
+        if path.parent.exists() and not path.parent.is_dir():
+            raise InvalidInput("--output", f"cannot write {given}: {path.parent} is a "
+                                           "file, not a directory")
         if not path.parent.is_dir():
             raise InvalidInput("--output", f"cannot write {given}: the directory "
                                            f"{path.parent} does not exist")
@@ -161,8 +164,8 @@ def export(
         "--concern", metavar="NAME", help="Export only this concern (chat, app or "
         "checkpoints; repeatable). Default: all, or only chat with --session/--since.")] = None,
     output: Annotated[str, typer.Option(
-        "--output", "-o", metavar="FILE", help="Write to FILE (gzip when it ends in .gz) "
-        "instead of stdout ('-').")] = "-",
+        "--output", "-o", metavar="FILE", callback=not_empty,
+        help="Write to FILE (gzip when it ends in .gz) instead of stdout ('-').")] = "-",
     as_json: Annotated[bool, typer.Option(
         "--json", help="Print the summary as JSON (on stdout with --output, else on "
         "stderr).")] = False,
@@ -200,7 +203,8 @@ def export(
 def import_(
     ctx: typer.Context,
     source: Annotated[str, typer.Argument(
-        metavar="FILE", help="An export file (gzip or not), or '-' for stdin.")],
+        metavar="FILE", callback=not_empty,
+        help="An export file (gzip or not), or '-' for stdin.")],
     concerns: Annotated[list[str] | None, typer.Option(
         "--concern", metavar="NAME", help="Import only this concern's records (chat, app or "
         "checkpoints; repeatable). Default: all.")] = None,

@@ -127,8 +127,10 @@ def criteria(*, older_than: object = None, keep_last: object = None, status: obj
     older = None if older_than is None else parse_duration("older_than", older_than)
     if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)
                                   or not 0 <= keep_last < 2**62):
-        raise InvalidInput("keep_last", "must be a non-negative integer, "
-                                        f"got {shown(keep_last, 40)}")
+        problem = ("must be at most 2^62" if isinstance(keep_last, int)
+                   and not isinstance(keep_last, bool) and keep_last > 0
+                   else "must be a non-negative integer")
+        raise InvalidInput("keep_last", f"{problem}, got {shown(keep_last, 40)}")
     if status is not None and status not in STATUSES:
         raise InvalidInput("status", f"must be archived or deleted; got {shown(status, 40)} "
                                      "(use older_than or keep_last for every status)")

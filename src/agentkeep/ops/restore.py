@@ -209,6 +209,9 @@ def check_files(manifest: Manifest, progress: Progress | None = None) -> None:
             raise corrupt(path, "missing: the manifest lists it, the backup lacks it") from None
         except OSError as exc:
             raise corrupt(path, f"cannot be read: {reason_of(exc)}") from exc
+        if not path.is_file():
+            raise corrupt(path, "is not a file (the manifest lists a file of "
+                                f"{entry.size} bytes)")
         if size != entry.size:
             state = "truncated" if size < entry.size else "longer than written"
             raise corrupt(path, f"{state}: {size} bytes, the manifest says {entry.size}")
