@@ -184,7 +184,11 @@ def test_migrate_status_down_check_up(home):
     assert json_of("--home", home, "migrate", "check") == {"clean": True, "findings": []}
     assert_one_line_error(run("--home", home, "migrate", "down", input="n\n"), 1, "aborted")
     assert all(s["is_current"] for s in json_of("--home", home, "migrate", "status"))
+    assert ok("--home", home, "migrate", "down", "--concern", "chat", "--to", CHAT[-1],
+              "--yes").stdout.strip() == f"chat: already at {CHAT[-1]}"
     ok("--home", home, "migrate", "down", "--concern", "chat", "--yes")  # one step
+    assert_one_line_error(run("--home", home, "migrate", "down", "--concern", "chat", "--to",
+                              CHAT[-1], "--yes"), 2, f"chat is at {CHAT[-2]}", "migrate up")
     states = {s["concern"]: s for s in json_of("--home", home, "migrate", "status")}
     assert states["chat"]["current"] == CHAT[-2]
     assert states["chat"]["pending"] == [CHAT[-1]]

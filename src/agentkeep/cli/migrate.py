@@ -17,7 +17,7 @@ from rich.text import Text
 
 from ..concerns import CONCERNS
 from ..migrations import check_revision, current_revision, known_revisions
-from .app import AgentkeepTyper, get_state
+from .app import AgentkeepTyper, UsageError, get_state
 from .output import console, print_json
 
 migrate_app = AgentkeepTyper(help="Show, apply, undo and check schema migrations.",
@@ -114,6 +114,12 @@ def down(
                 out.print(Text(f"{name}: nothing to downgrade (no schema)"))
                 continue
             known = known_revisions(name)
+            if to is not None and to in known and known.index(to) >= known.index(current):
+                if to != current:
+                    raise UsageError(f"{name} is at {current}, older than {to}: "
+                                     "`agentkeep migrate up` upgrades")
+                out.print(Text(f"{name}: already at {current}"))
+                continue
             step = known[known.index(current) - 1] if known.index(current) else "base"
             plan.append((name, current, to or step))
         if plan and not yes:
