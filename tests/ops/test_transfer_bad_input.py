@@ -213,6 +213,29 @@ CASES = {
         lambda ls: edit(ls, session_of_first_message(ls),
                         row_set(created_at="9999-12-31T23:59:59-01:00")),
         session_of_first_message, "chat.sessions.created_at: is out of range in UTC"),
+    "a negative cost": (
+        lambda ls: edit(ls, message(ls), row_set(cost_nanos=-1)),
+        message, "chat.messages.cost_nanos: must be between 0 and"),
+    "a retry count past PostgreSQL's INTEGER": (
+        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(retry_count=2**40)),
+        lambda ls: first(ls, "chat.tool_calls"),
+        "chat.tool_calls.retry_count: must be between 0 and 2,147,483,647"),
+    "an empty attachment id": (
+        lambda ls: edit(ls, first(ls, "chat.attachments"), row_set(id="")),
+        lambda ls: first(ls, "chat.attachments"), "chat.attachments.id: must be a non-empty"),
+    "an empty file path": (
+        lambda ls: edit(ls, first(ls, "chat.file_versions"), row_set(path="")),
+        lambda ls: first(ls, "chat.file_versions"), "chat.file_versions.path: must not be"),
+    "a file version 0": (
+        lambda ls: edit(ls, first(ls, "chat.file_versions"), row_set(version=0)),
+        lambda ls: first(ls, "chat.file_versions"),
+        "chat.file_versions.version: must be between 1 and"),
+    "a setting key the API refuses": (
+        lambda ls: edit(ls, first(ls, "app.settings"), row_set(key="")),
+        lambda ls: first(ls, "app.settings"), "app.settings.key: must be dotted names"),
+    "a session forked from an id no call accepts": (
+        lambda ls: edit(ls, session_of_first_message(ls), row_set(forked_from_id="f" * 201)),
+        session_of_first_message, "chat.sessions.forked_from_id: must be at most 200"),
     "a session that is its own parent": (
         lambda ls: edit(ls, session_of_first_message(ls),
                         lambda r: r["row"].update(parent_id=r["row"]["id"])),

@@ -3,8 +3,9 @@
 The file is read once, line by line. Each concern's rows are written inside one
 transaction (opened at the concern's first record, committed only after the footer
 has checked out), in batches, so a bad record anywhere, or a truncated file, leaves the
-store exactly as it was, and memory stays flat: what is kept is one batch of rows, the
-ids of the current session's messages and the keys of the blobs seen.
+store exactly as it was, and memory stays flat in the messages: what is kept is one
+batch of rows, the ids of the current session's messages, and per file the keys of the
+blobs and the sessions seen with each session's parent (~100 bytes a session).
 
 Checks, each reported as ``FILE:LINE: kind.column: problem``:
 
@@ -74,6 +75,8 @@ BATCH_ROWS = 5000  # rows buffered before they are written
 KNOWN_ROOTS = 200_000
 PROGRESS_LINES = 4096
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+INT32_MAX = 2**31 - 1
+MAX_COST_NANOS = 9 * 10**18  # the API takes costs below 9e9 dollars (rules.encode_cost)
 
 #: The message tree: (parent column, depth column) of a table whose rows form a tree
 #: within their session, parents first.
@@ -139,9 +142,18 @@ def _an_id(value: str) -> None:
         raise _Bad(exc.problem) from None
 
 
-def _a_name(value: str) -> None:
+def _not_empty(value: str) -> None:
     if not value:
         raise _Bad("must not be empty")
+
+
+def _a_setting_key(value: str) -> None:
+    from ..app.store import check_key
+
+    try:
+        check_key("", value)
+    except InvalidInput as exc:
+        raise _Bad(exc.problem) from None
 
 
 def _between(low: int, high: int) -> Any:
@@ -162,12 +174,18 @@ SHAPES = {
     "chat.messages.metadata": _an_object, "checkpoints.checkpoints.metadata": _an_object,
     "chat.sessions.status": _one_of(*SESSION_STATUSES), "chat.messages.role": _one_of(*ROLES),
     "chat.tool_calls.status": _one_of(*TOOL_STATUSES),
-    "chat.sessions.id": _an_id, "chat.messages.id": _an_id, "chat.tool_calls.id": _an_id,
-    "chat.tool_calls.call_id": _an_id, "chat.tool_calls.name": _a_name,
+    "chat.sessions.id": _an_id, "chat.sessions.forked_from_id": _an_id,
+    "chat.messages.id": _an_id, "chat.tool_calls.id": _an_id, "chat.attachments.id": _an_id,
+    "chat.file_versions.id": _an_id, "chat.tool_calls.call_id": _an_id,
+    "chat.tool_calls.name": _not_empty, "chat.file_versions.path": _not_empty,
+    "app.settings.key": _a_setting_key,
     "chat.messages.seq": _between(1, INT_MAX),
     "chat.messages.input_tokens": _between(0, MAX_TOKENS),
     "chat.messages.output_tokens": _between(0, MAX_TOKENS),
-    "chat.tool_calls.retry_count": _between(0, INT_MAX),
+    "chat.messages.cost_nanos": _between(0, MAX_COST_NANOS),
+    # INTEGER columns: 32 bits on PostgreSQL, so the same bound on both backends.
+    "chat.tool_calls.retry_count": _between(0, INT32_MAX),
+    "chat.file_versions.version": _between(1, INT32_MAX),
     "chat.tool_calls.duration_ms": _between(0, INT_MAX),
 }
 
