@@ -346,22 +346,18 @@ def store_exists(config: StoreConfig) -> bool:
         backend.close()
 
 
-def non_empty_path(value: str | Path) -> Path:
-    """A path option's parser: ``--home ""`` (an unset shell variable, say) would
-    otherwise mean the current directory."""
-    if isinstance(value, Path):
-        return value
-    if not value.strip():
-        raise typer.BadParameter("must not be empty")
-    return Path(value)
-
-
 def not_empty(value: str | None) -> str | None:
     """A callback refusing an empty string (for file arguments kept as text, where '-' is
     standard input or output)."""
     if value is not None and not value.strip():
         raise typer.BadParameter("must not be empty")
     return value
+
+
+def non_empty_path(value: str | Path) -> Path:
+    """A path option's parser: ``--home ""`` (an unset shell variable, say) would
+    otherwise mean the current directory."""
+    return value if isinstance(value, Path) else Path(not_empty(value) or "")
 
 
 def get_state(ctx: typer.Context) -> State:
