@@ -233,6 +233,9 @@ CASES = {
     "a setting key the API refuses": (
         lambda ls: edit(ls, first(ls, "app.settings"), row_set(key="")),
         lambda ls: first(ls, "app.settings"), "app.settings.key: must be dotted names"),
+    "a setting under another namespace than its key's": (
+        lambda ls: edit(ls, first(ls, "app.settings"), row_set(namespace="elsewhere")),
+        lambda ls: first(ls, "app.settings"), "app.settings.namespace: is 'elsewhere', but"),
     "a session forked from an id no call accepts": (
         lambda ls: edit(ls, session_of_first_message(ls), row_set(forked_from_id="f" * 201)),
         session_of_first_message, "chat.sessions.forked_from_id: must be at most 200"),

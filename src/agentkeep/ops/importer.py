@@ -83,6 +83,18 @@ MAX_COST_NANOS = 9 * 10**18  # the API takes costs below 9e9 dollars (rules.enco
 TREES = {"chat.messages": ("parent_id", "depth")}
 #: Columns unique among the rows a session owns: kind -> column.
 UNIQUE_IN_SESSION = {"chat.messages": "seq"}
+
+
+def _setting_namespace(key: str) -> str:
+    from ..app.store import namespace_of
+
+    return namespace_of(key)
+
+
+#: Columns the API derives from another of the row: kind -> (column, how, from column).
+#: A setting listed under another namespace than its key's would be missed by
+#: settings.list(namespace=...).
+DERIVED = {"app.settings": ("namespace", _setting_namespace, "key")}
 #: Session counters and what they count: column -> (owned kind, summed column or None).
 COUNTERS = {
     "chat.sessions": {
@@ -379,6 +391,9 @@ class _Table:
         self.tree = None if tree is None else (tree[0], index[tree[0]], tree[1], index[tree[1]])
         unique = UNIQUE_IN_SESSION.get(spec.kind)
         self.unique = None if unique is None else (unique, index[unique])
+        derived = DERIVED.get(spec.kind)
+        self.derived = None if derived is None else (
+            derived[0], index[derived[0]], derived[1], index[derived[2]])
         # (position, column, target kind, target column) of the references to check
         self.references = [(index[column], column, f"{spec.concern}.{target}", target_column)
                            for column, target, target_column in spec.references
@@ -650,6 +665,13 @@ class Importer:
                 values = table.fast(row)
             except (_Slow, _Bad, KeyError):  # the careful path names the problem
                 values = self._values(number, table, row, careful)
+        if table.derived is not None:
+            column, position, derive, source = table.derived
+            if values[position] != derive(values[source]):
+                raise self._error(number, f"{spec.kind}.{column}",
+                                  f"is {values[position]!r:.80}, but its row's "
+                                  f"{spec.columns[source].name} makes it "
+                                  f"{derive(values[source])!r:.80}")
         role = spec.role
         if role == "owned":
             self._owned_row(number, table, values)
