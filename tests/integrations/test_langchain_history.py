@@ -18,6 +18,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langchain_core.messages import (  # noqa: E402
     AIMessage,
     AIMessageChunk,
+    BaseMessage,
     ChatMessage,
     FunctionMessage,
     HumanMessage,
@@ -198,12 +199,36 @@ def test_not_serialisable_writes_nothing(store, history, bad):
 
 
 @pytest.mark.parametrize("bad", [["not a message"], [{"role": "user", "content": "x"}],
-                                 HumanMessage(content="not in a list"), "text"])
+                                 HumanMessage(content="not in a list"), "text", None, 42])
 def test_not_messages(store, history, bad):
     before = state(store)
     with pytest.raises(agentkeep.InvalidInput, match="messages"):
         history.add_messages(bad)
     assert state(store) == before
+
+
+class OwnMessage(BaseMessage):
+    type: str = "mine"
+
+
+class OwnHumanMessage(HumanMessage):
+    pass
+
+
+def test_a_message_class_langchain_cannot_rebuild_is_refused(store, history):
+    # Written, it made every later read of the history raise (messages_from_dict does
+    # not know the type), the good messages with it.
+    history.add_messages([HumanMessage(content="kept")])
+    before = state(store)
+    with pytest.raises(agentkeep.InvalidInput, match=r"messages\[1\]\.type: .*'mine'"):
+        history.add_messages([HumanMessage(content="ok"), OwnMessage(content="custom")])
+    assert state(store) == before
+    assert [m.content for m in history.messages] == ["kept"]
+    # A subclass of a LangChain class comes back as that class, as from LangChain's own
+    # stores.
+    history.add_messages([OwnHumanMessage(content="subclass")])
+    assert [(type(m), m.content) for m in history.messages] == [
+        (HumanMessage, "kept"), (HumanMessage, "subclass")]
 
 
 # --- closed stores, concurrency -------------------------------------------------------------

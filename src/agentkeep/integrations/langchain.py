@@ -23,6 +23,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from langchain_core import messages as lc
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage, message_to_dict, messages_from_dict
 
@@ -56,6 +57,14 @@ __all__ = ["AgentkeepChatMessageHistory", "NotSerialisable", "SessionClosed"]
 #: ``langchain_message`` (or its JSON text in ``langchain_message_json``), its text's place
 #: in ``langchain_message_text``.
 _COPY = ExactCopy("langchain_message", ("data.content", "data.content.0.text"))
+#: LangChain's own message classes: messages_from_dict rebuilds each from its dict.
+_LANGCHAIN_CLASSES = frozenset({
+    lc.AIMessage, lc.AIMessageChunk, lc.ChatMessage,
+    lc.ChatMessageChunk, lc.FunctionMessage, lc.FunctionMessageChunk,
+    lc.HumanMessage, lc.HumanMessageChunk, lc.RemoveMessage,
+    lc.SystemMessage, lc.SystemMessageChunk, lc.ToolMessage,
+    lc.ToolMessageChunk,
+})
 _ROLES = {"human": "user", "ai": "assistant", "system": "system", "tool": "tool",
           "function": "tool"}
 _CHAT_ROLES = {"user": "user", "human": "user", "assistant": "assistant", "ai": "assistant",
@@ -153,7 +162,8 @@ class AgentkeepChatMessageHistory(BaseChatMessageHistory):
 
 
 def _prepare(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
-    if isinstance(messages, (BaseMessage, str, bytes, dict)):
+    if isinstance(messages, (BaseMessage, str, bytes, dict)) \
+            or not hasattr(messages, "__iter__"):
         raise InvalidInput("messages", "must be a list of LangChain messages")
     prepared = []
     for index, message in enumerate(messages):
@@ -165,9 +175,26 @@ def _prepare(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
     return prepared
 
 
+def _readable(message: BaseMessage, as_dict: dict[str, Any], field: str) -> None:
+    """Refuse a message LangChain could not rebuild from what is stored: a class of the
+    caller's own with a ``type`` that ``messages_from_dict`` does not know would be
+    written, then make the whole history unreadable (ValueError on every read)."""
+    if type(message) in _LANGCHAIN_CLASSES:
+        return
+    try:
+        messages_from_dict([as_dict])
+    except Exception as exc:  # noqa: BLE001 - whatever LangChain's rebuilding raises
+        raise InvalidInput(f"{field}.type", f"LangChain cannot rebuild a {type(message).__name__}"
+                                            f" of type {message.type!r} from storage "
+                                            f"({type(exc).__name__}: {exc}); use one of "
+                                            "LangChain's message classes") from None
+
+
 def _message_of(message: BaseMessage, field: str) -> dict[str, Any]:
     """The agentkeep message fields for one LangChain message (its exact JSON in metadata)."""
-    text, metadata = _COPY.encode(field, message_to_dict(message))
+    as_dict = message_to_dict(message)
+    _readable(message, as_dict, field)
+    text, metadata = _COPY.encode(field, as_dict)
     kind = message.type.removesuffix("MessageChunk").lower()
     if kind == "chat":
         role = _CHAT_ROLES.get(getattr(message, "role", None), "assistant")
