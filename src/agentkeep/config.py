@@ -86,9 +86,10 @@ def resolve(
                                                "max_blob_size, durability, pool_size)")
     field = "target"
     if target is None:
-        target = os.environ.get(URL_ENV) or default_home()
-        if os.environ.get(URL_ENV):
-            field = f"${URL_ENV}"  # the environment gave it: name where to fix it
+        from_environment = os.environ.get(URL_ENV)
+        target = from_environment or default_home()
+        if from_environment:
+            field = f"${URL_ENV}"  # name where to fix it
     if not isinstance(target, (str, os.PathLike)):
         raise InvalidInput("target", f"expected a directory path or a postgresql:// URL, "
                                      f"got {type(target).__name__}")

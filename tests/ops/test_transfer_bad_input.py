@@ -55,6 +55,12 @@ def session_of_first_message(lines):
     return first(lines, "chat.sessions")
 
 
+def first_with(kind, words, **values):
+    """A case: the first record of ``kind`` with ``values`` set, refused at its line."""
+    return (lambda ls: edit(ls, first(ls, kind), row_set(**values)),
+            lambda ls: first(ls, kind), words)
+
+
 CASES = {
     # name: (build the bad lines from the good ones, the 0-based line it must name, words)
     "a line that is not JSON": (
@@ -83,9 +89,8 @@ CASES = {
     "a message referencing a missing session": (
         lambda ls: edit(ls, message(ls), row_set(session_id="no-such-session")),
         message, "chat.messages.session_id: session 'no-such-session' has no chat.sessions"),
-    "a tool call referencing a missing message": (
-        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(message_id="no-such")),
-        lambda ls: first(ls, "chat.tool_calls"), "chat.tool_calls.message_id:"),
+    "a tool call referencing a missing message": first_with(
+        "chat.tool_calls", "chat.tool_calls.message_id:", message_id="no-such"),
     "a message whose parent is not in its session": (
         lambda ls: edit(ls, message(ls) + 1, row_set(parent_id="elsewhere")),
         lambda ls: message(ls) + 1, "chat.messages.parent_id:"),
@@ -115,9 +120,8 @@ CASES = {
         lambda ls: edit(ls, session_of_first_message(ls), row_set(status="zombie")),
         session_of_first_message, "chat.sessions.status: must be one of active, archived, "
                                   "deleted"),
-    "a tool call status the schema refuses": (
-        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(status="done")),
-        lambda ls: first(ls, "chat.tool_calls"), "chat.tool_calls.status: must be one of"),
+    "a tool call status the schema refuses": first_with(
+        "chat.tool_calls", "chat.tool_calls.status: must be one of", status="done"),
     "a session whose counters disagree with its messages": (
         lambda ls: edit(ls, session_of_first_message(ls),
                         lambda r: r["row"].update(message_count=r["row"]["message_count"] + 1)),
@@ -126,9 +130,8 @@ CASES = {
         lambda ls: edit(ls, first(ls, "chat.blobs"),
                         row_set(data=base64.b64encode(b"other bytes").decode())),
         lambda ls: first(ls, "chat.blobs"), "chat.blobs.sha256: is not the SHA-256"),
-    "a blob that is not base64": (
-        lambda ls: edit(ls, first(ls, "chat.blobs"), row_set(data="not base64!")),
-        lambda ls: first(ls, "chat.blobs"), "chat.blobs.data: must be base64"),
+    "a blob that is not base64": first_with(
+        "chat.blobs", "chat.blobs.data: must be base64", data="not base64!"),
     "a header from a newer schema": (
         lambda ls: edit(ls, 0, lambda r: r["revisions"].update(chat="chat_9999")),
         lambda ls: 0, "revisions.chat: revision 'chat_9999' is newer"),
@@ -182,20 +185,14 @@ CASES = {
     "an empty message id": (
         lambda ls: edit(ls, message(ls), row_set(id="")),
         message, "chat.messages.id: must be a non-empty id string"),
-    "a tool call with an empty name": (
-        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(name="")),
-        lambda ls: first(ls, "chat.tool_calls"), "chat.tool_calls.name: must not be empty"),
-    "a tool call with an empty call id": (
-        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(call_id="")),
-        lambda ls: first(ls, "chat.tool_calls"), "chat.tool_calls.call_id: must be a non-empty"),
-    "a negative retry count": (
-        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(retry_count=-1)),
-        lambda ls: first(ls, "chat.tool_calls"),
-        "chat.tool_calls.retry_count: must be between 0 and"),
-    "a negative duration": (
-        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(duration_ms=-5)),
-        lambda ls: first(ls, "chat.tool_calls"),
-        "chat.tool_calls.duration_ms: must be between 0 and"),
+    "a tool call with an empty name": first_with(
+        "chat.tool_calls", "chat.tool_calls.name: must not be empty", name=""),
+    "a tool call with an empty call id": first_with(
+        "chat.tool_calls", "chat.tool_calls.call_id: must be a non-empty", call_id=""),
+    "a negative retry count": first_with(
+        "chat.tool_calls", "chat.tool_calls.retry_count: must be between 0 and", retry_count=-1),
+    "a negative duration": first_with(
+        "chat.tool_calls", "chat.tool_calls.duration_ms: must be between 0 and", duration_ms=-5),
     "a message at seq 0": (
         lambda ls: edit(ls, message(ls), row_set(seq=0)),
         message, "chat.messages.seq: must be between 1 and"),
@@ -216,26 +213,19 @@ CASES = {
     "a negative cost": (
         lambda ls: edit(ls, message(ls), row_set(cost_nanos=-1)),
         message, "chat.messages.cost_nanos: must be between 0 and"),
-    "a retry count past PostgreSQL's INTEGER": (
-        lambda ls: edit(ls, first(ls, "chat.tool_calls"), row_set(retry_count=2**40)),
-        lambda ls: first(ls, "chat.tool_calls"),
-        "chat.tool_calls.retry_count: must be between 0 and 2,147,483,647"),
-    "an empty attachment id": (
-        lambda ls: edit(ls, first(ls, "chat.attachments"), row_set(id="")),
-        lambda ls: first(ls, "chat.attachments"), "chat.attachments.id: must be a non-empty"),
-    "an empty file path": (
-        lambda ls: edit(ls, first(ls, "chat.file_versions"), row_set(path="")),
-        lambda ls: first(ls, "chat.file_versions"), "chat.file_versions.path: must not be"),
-    "a file version 0": (
-        lambda ls: edit(ls, first(ls, "chat.file_versions"), row_set(version=0)),
-        lambda ls: first(ls, "chat.file_versions"),
-        "chat.file_versions.version: must be between 1 and"),
-    "a setting key the API refuses": (
-        lambda ls: edit(ls, first(ls, "app.settings"), row_set(key="")),
-        lambda ls: first(ls, "app.settings"), "app.settings.key: must be dotted names"),
-    "a setting under another namespace than its key's": (
-        lambda ls: edit(ls, first(ls, "app.settings"), row_set(namespace="elsewhere")),
-        lambda ls: first(ls, "app.settings"), "app.settings.namespace: is 'elsewhere', but"),
+    "a retry count past PostgreSQL's INTEGER": first_with(
+        "chat.tool_calls", "chat.tool_calls.retry_count: must be between 0 and 2,147,483,647",
+        retry_count=2**40),
+    "an empty attachment id": first_with(
+        "chat.attachments", "chat.attachments.id: must be a non-empty", id=""),
+    "an empty file path": first_with(
+        "chat.file_versions", "chat.file_versions.path: must not be", path=""),
+    "a file version 0": first_with(
+        "chat.file_versions", "chat.file_versions.version: must be between 1 and", version=0),
+    "a setting key the API refuses": first_with(
+        "app.settings", "app.settings.key: must be dotted names", key=""),
+    "a setting under another namespace than its key's": first_with(
+        "app.settings", "app.settings.namespace: is 'elsewhere', but", namespace="elsewhere"),
     "a session forked from an id no call accepts": (
         lambda ls: edit(ls, session_of_first_message(ls), row_set(forked_from_id="f" * 201)),
         session_of_first_message, "chat.sessions.forked_from_id: must be at most 200"),

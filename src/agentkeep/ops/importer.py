@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import IO, Any
 
+from ..app.store import check_key, namespace_of
 from ..backend import quote_name as quote
 from ..chat.rules import MAX_TOKENS, ROLES, SESSION_STATUSES, TOOL_STATUSES, check_parts
 from ..codec import check_id, check_text, dump_json, shown
@@ -85,16 +86,10 @@ TREES = {"chat.messages": ("parent_id", "depth")}
 UNIQUE_IN_SESSION = {"chat.messages": "seq"}
 
 
-def _setting_namespace(key: str) -> str:
-    from ..app.store import namespace_of
-
-    return namespace_of(key)
-
-
 #: Columns the API derives from another of the row: kind -> (column, how, from column).
 #: A setting listed under another namespace than its key's would be missed by
 #: settings.list(namespace=...).
-DERIVED = {"app.settings": ("namespace", _setting_namespace, "key")}
+DERIVED = {"app.settings": ("namespace", namespace_of, "key")}
 #: Session counters and what they count: column -> (owned kind, summed column or None).
 COUNTERS = {
     "chat.sessions": {
@@ -147,25 +142,22 @@ def _one_of(*choices: str) -> Any:
     return check
 
 
-def _an_id(value: str) -> None:
-    try:
-        check_id("", value)
-    except InvalidInput as exc:
-        raise _Bad(exc.problem) from None
+def _as_shape(check: Any) -> Any:
+    """A SHAPES check from one of the API's ``check(field, value)`` validators."""
+    def shape(value: Any) -> None:
+        try:
+            check("", value)
+        except InvalidInput as exc:
+            raise _Bad(exc.problem) from None
+    return shape
+
+
+_an_id = _as_shape(check_id)
 
 
 def _not_empty(value: str) -> None:
     if not value:
         raise _Bad("must not be empty")
-
-
-def _a_setting_key(value: str) -> None:
-    from ..app.store import check_key
-
-    try:
-        check_key("", value)
-    except InvalidInput as exc:
-        raise _Bad(exc.problem) from None
 
 
 def _between(low: int, high: int) -> Any:
@@ -190,7 +182,7 @@ SHAPES = {
     "chat.messages.id": _an_id, "chat.tool_calls.id": _an_id, "chat.attachments.id": _an_id,
     "chat.file_versions.id": _an_id, "chat.tool_calls.call_id": _an_id,
     "chat.tool_calls.name": _not_empty, "chat.file_versions.path": _not_empty,
-    "app.settings.key": _a_setting_key,
+    "app.settings.key": _as_shape(check_key),
     "chat.messages.seq": _between(1, INT_MAX),
     "chat.messages.input_tokens": _between(0, MAX_TOKENS),
     "chat.messages.output_tokens": _between(0, MAX_TOKENS),

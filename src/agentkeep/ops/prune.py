@@ -127,9 +127,8 @@ def criteria(*, older_than: object = None, keep_last: object = None, status: obj
     older = None if older_than is None else parse_duration("older_than", older_than)
     if keep_last is not None and (isinstance(keep_last, bool) or not isinstance(keep_last, int)
                                   or not 0 <= keep_last < 2**62):
-        problem = ("must be less than 2^62" if isinstance(keep_last, int)
-                   and not isinstance(keep_last, bool) and keep_last > 0
-                   else "must be a non-negative integer")
+        too_large = type(keep_last) is int and keep_last >= 2**62
+        problem = "must be less than 2^62" if too_large else "must be a non-negative integer"
         raise InvalidInput("keep_last", f"{problem}, got {shown(keep_last, 40)}")
     if status is not None and status not in STATUSES:
         raise InvalidInput("status", f"must be archived or deleted; got {shown(status, 40)} "
