@@ -51,8 +51,16 @@ def scripted_model(turns: list[list[Any]]):
             self.inputs.append(input)
             return ModelResponse(output=self.turns.pop(0), usage=Usage(), response_id=None)
 
-        def stream_response(self, *args, **kwargs):
-            raise NotImplementedError("the tests do not stream")
+        async def stream_response(self, system_instructions, input, *args, **kwargs):
+            """The same turn as one streamed event: the completed response."""
+            from openai.types.responses import Response, ResponseCompletedEvent
+
+            self.inputs.append(input)
+            response = Response(id="resp_scripted", created_at=0, model="scripted",
+                                object="response", output=self.turns.pop(0),
+                                tool_choice="auto", tools=[], parallel_tool_calls=False)
+            yield ResponseCompletedEvent(type="response.completed", response=response,
+                                         sequence_number=0)
 
     return ScriptedModel()
 

@@ -406,8 +406,9 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-def conversation(session):
-    """Three turns of a scripted agent with a tool call, kept in ``session``."""
+def conversation(session, streamed=False):
+    """Three turns of a scripted agent with a tool call, kept in ``session`` (run with
+    ``Runner.run_streamed`` when ``streamed``)."""
     model = scripted_model([
         [call("get_weather", '{"city": "Lisbon"}', "call_1")],
         [say("It is sunny in Lisbon.", "msg_1")],
@@ -420,11 +421,28 @@ def conversation(session):
     async def turns():
         outputs = []
         for question in ("Weather in Lisbon?", "What did I ask?", "And Porto?"):
-            result = await Runner.run(agent, question, session=session)
+            if streamed:
+                result = Runner.run_streamed(agent, question, session=session)
+                async for _ in result.stream_events():
+                    pass
+            else:
+                result = await Runner.run(agent, question, session=session)
             outputs.append(result.final_output)
         return outputs
 
     return run(turns()), model
+
+
+def test_a_streamed_run_keeps_the_same_conversation(store):
+    outputs, model = conversation(AgentkeepSession("streamed", store), streamed=True)
+    assert outputs == ["It is sunny in Lisbon.", "You asked about Lisbon.", "Porto is sunny too."]
+    reference = SQLiteSession("streamed")
+    expected_outputs, expected_model = conversation(reference, streamed=True)
+    assert dumps(model.inputs) == dumps(expected_model.inputs)
+    items = run(AgentkeepSession("streamed", store).get_items())
+    assert dumps(items) == dumps(run(reference.get_items()))
+    assert len(items) == 10
+    assert sorted(c.status for c in store.chat.tool_calls("streamed")) == ["succeeded"] * 2
 
 
 def test_runner_keeps_the_conversation(stores, store):
