@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -11,9 +12,10 @@ import sqlite3
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from . import bigstore, report, workloads
+from . import bigstore, report, textgen, workloads
 from .systems import drop_location
 
 SCALES = {
@@ -37,6 +39,26 @@ class Run:
         self.workdir = workdir
         self.text_dir = workdir / "text"  # generated messages, shared by every system
         self.tag = f"b{os.getpid()}"
+
+    def w2_lengths(self) -> list[int]:
+        c = self.config
+        return textgen.session_lengths(c["w2_sessions"], c["w2_total"], 50, 1000)
+
+    def big_lengths(self) -> list[int]:
+        """The scaling check's store: ten times W2's sessions, one in 50 holding 60."""
+        return [60 if i % 50 == 0 else 10 for i in range(self.config["big_sessions"])]
+
+    def prepare(self) -> None:
+        """Write W2's generated text and the scaling store's export file before anything
+        is measured, in two processes at once: generating two million messages one after
+        the other was ~2 minutes of a full run, on a machine with cores to spare then."""
+        log("generating the messages (untimed)")
+        with ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("spawn")) as pool:
+            waiting = [pool.submit(textgen.cached, self.w2_lengths(), self.text_dir),
+                       pool.submit(bigstore.export_file, self.big_lengths(), self.text_dir,
+                                   self.workdir)]
+            for future in waiting:
+                future.result()
 
     def location(self, backend: str, system: str, workload: str):
         if backend == "sqlite":
@@ -73,7 +95,8 @@ class Run:
         out["w1"] = self.side_by_side(backend, "w1", workloads.w1, c["w1_sessions"],
                                       c["w1_per"])
         w2_args = (c["w2_total"], c["w2_sessions"], 50, 1000)
-        out["w2"] = self.each(backend, "w2", workloads.w2, *w2_args, text_dir=self.text_dir)
+        out["w2"] = self.each(backend, "w2", workloads.w2, *w2_args, lengths=self.w2_lengths(),
+                              text_dir=self.text_dir)
         stores = {system: self.location(backend, system, "w2") for system in SYSTEMS}
         log(f"{backend} w3 {' and '.join(SYSTEMS)}, side by side")
         for name, hot in (("w3_cold", 0), ("w3_hot", 20)):
@@ -99,7 +122,7 @@ class Run:
         """W3 on the W2 store versus a store with ten times the sessions (agentkeep only)."""
         c = self.config
         sessions = c["big_sessions"]
-        lengths = [60 if i % 50 == 0 else 10 for i in range(sessions)]
+        lengths = self.big_lengths()
         location = self.location(backend, "agentkeep", "big")
         drop_location(backend, location)
         log(f"{backend} scaling: {sessions} sessions, export file")
@@ -143,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.time()
     results = {"scale": args.scale, "machine": machine(), "backends": {}}
     try:
+        run.prepare()
         for backend in backends:
             results["backends"][backend] = run.backend(backend)
     finally:
