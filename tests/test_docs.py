@@ -57,9 +57,8 @@ def test_readme_async_example_runs(tmp_path):
 
     body = _python_blocks()[1].replace('"postgresql://user@host/db"',
                                        repr(str(tmp_path / "async")))
-    body = body.replace("    ...", "    await store.chat.append(session.id, 'user', 'in tx')")
-    namespace: dict = {"agentkeep": agentkeep}
+    namespace: dict = {"agentkeep": agentkeep, "asyncio": asyncio}
     exec("async def example():\n" + textwrap.indent(body, "    "), namespace)
     asyncio.run(namespace["example"]())
     with agentkeep.open(tmp_path / "async") as store:
-        assert store.chat.list_sessions().items[0].message_count == 2
+        assert store.chat.list_sessions().items[0].message_count == 3

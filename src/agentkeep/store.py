@@ -58,7 +58,7 @@ class Store:
         """
         if concern not in CONCERNS:
             raise InvalidInput("concern", f"must be one of {', '.join(CONCERNS)}")
-        return self._backend.write(concern)
+        return self._backend.transaction(concern)
 
     def close(self) -> None:
         """Close every connection. Later calls raise StoreClosed. Idempotent."""

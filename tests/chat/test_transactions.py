@@ -292,6 +292,118 @@ def test_concurrent_tasks_have_their_own_transactions(stores):
         assert contents(sync, session.id) == [session.title]
 
 
+def test_tasks_sharing_a_transaction_take_turns(stores):
+    """Tasks gathered inside one block share its transaction: their calls run one at a
+    time on its connection (they used to interleave: a crashed process on SQLite, and
+    rows of a failed block committed on PostgreSQL), and a failure rolls back all."""
+    async def main():
+        store = await stores.open_async()
+        session = await store.chat.create_session(title="shared")
+        for round_ in range(3):
+            async with store.transaction():
+                await asyncio.gather(*(store.chat.append(session.id, "user", f"r{round_} m{i}")
+                                       for i in range(8)))
+        with pytest.raises(NotFound):
+            async with store.transaction():
+                await asyncio.gather(
+                    *(store.chat.append(session.id, "user", f"lost {i}") for i in range(6)),
+                    store.chat.append("missing", "user", "fails"))
+        return store.sync, session.id
+
+    sync, session_id = run(main())
+    stored = contents(sync, session_id)
+    assert sorted(stored) == sorted(f"r{r} m{i}" for r in range(3) for i in range(8))
+    assert sync.chat.get_session(session_id).message_count == 24
+    assert sync.chat.recount(session_id)[0] == 24
+    assert [m.seq for m in sync.chat.history(session_id)] == list(range(1, 25))
+
+
+def test_a_call_beside_another_tasks_nested_block_is_refused(stores):
+    """While one task has a nested block open, another task's call would land inside
+    that block's savepoint (undone with it): it is refused, and the enclosing block,
+    seeing the error, rolls back whole."""
+    async def main():
+        store = await stores.open_async()
+        session = await store.chat.create_session(title="nested")
+        inside = asyncio.Event()
+        done = asyncio.Event()
+
+        async def nested_block():
+            async with store.transaction():
+                await store.chat.append(session.id, "user", "in the nested block")
+                inside.set()
+                await done.wait()
+
+        async def beside():
+            await inside.wait()
+            try:
+                await store.chat.append(session.id, "user", "beside it")
+            finally:
+                done.set()
+
+        with pytest.raises(agentkeep.AgentkeepError, match="nested transaction block"):
+            async with store.transaction():
+                await store.chat.append(session.id, "user", "outer")
+                await asyncio.gather(nested_block(), beside())
+        return store.sync, session.id
+
+    sync, session_id = run(main())
+    assert contents(sync, session_id) == []
+
+
+def test_a_task_that_outlives_its_block_cannot_write_into_it(stores):
+    async def main():
+        store = await stores.open_async()
+        session = await store.chat.create_session(title="late")
+        release = asyncio.Event()
+
+        async def late():
+            await release.wait()
+            await store.chat.append(session.id, "user", "too late")
+
+        async with store.transaction():
+            await store.chat.append(session.id, "user", "in time")
+            task = asyncio.ensure_future(late())
+        release.set()
+        with pytest.raises(agentkeep.AgentkeepError, match="already ended"):
+            await task
+        # the connection went back to the pool untouched: the next block works
+        async with store.transaction():
+            await store.chat.append(session.id, "user", "next block")
+        return store.sync, session.id
+
+    sync, session_id = run(main())
+    assert contents(sync, session_id) == ["in time", "next block"]
+
+
+def test_a_block_ended_with_another_tasks_nested_block_open_rolls_back(stores):
+    async def main():
+        store = await stores.open_async()
+        session = await store.chat.create_session(title="left open")
+        opened = asyncio.Event()
+        release = asyncio.Event()
+
+        async def nested_block():
+            async with store.transaction():
+                await store.chat.append(session.id, "user", "nested")
+                opened.set()
+                await release.wait()
+
+        with pytest.raises(agentkeep.AgentkeepError, match="still open"):
+            async with store.transaction():
+                await store.chat.append(session.id, "user", "outer")
+                task = asyncio.ensure_future(nested_block())
+                await opened.wait()
+        release.set()
+        with pytest.raises(agentkeep.AgentkeepError, match="already ended"):
+            await task
+        await store.chat.append(session.id, "user", "after")
+        return store.sync, session.id
+
+    sync, session_id = run(main())
+    assert contents(sync, session_id) == ["after"]
+
+
 def public_methods(cls):
     return {name: member for name, member in inspect.getmembers(cls, inspect.isfunction)
             if not name.startswith("_")}

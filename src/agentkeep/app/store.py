@@ -80,4 +80,4 @@ class SettingsStore:
 
     def transaction(self):
         """Group settings calls atomically; nested blocks are savepoints."""
-        return self._backend.write(CONCERN)
+        return self._backend.transaction(CONCERN)

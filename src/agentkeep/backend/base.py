@@ -33,11 +33,17 @@ class Connection:
 
     # release_due: a savepoint whose block succeeded, released with the next command that
     # goes to the server anyway (Backend.combines_commands).
-    __slots__ = ("raw", "release_due")
+    # frames: the open transaction's blocks, outermost first. lock: held by the call
+    # using the connection. Async tasks share a transaction through their copied
+    # contexts, so calls of concurrent tasks take turns, and a call is refused unless it
+    # belongs to the innermost open block (Backend.enter_shared).
+    __slots__ = ("raw", "release_due", "frames", "lock")
 
     def __init__(self, raw: Any) -> None:
         self.raw = raw
         self.release_due: str | None = None
+        self.frames: list[Frame] = []
+        self.lock = threading.RLock()
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
         return self.raw.execute(sql, params).fetchone()
@@ -88,7 +94,7 @@ class Backend(ABC):
         self._savepoints = itertools.count(1)
         # Never mutated in place: each transaction sets a new mapping, so contexts copied
         # into worker threads cannot see each other's transactions.
-        self._pinned: ContextVar[Mapping[str, Connection]] = ContextVar(
+        self._pinned: ContextVar[Mapping[str, Frame]] = ContextVar(
             f"agentkeep_tx_{id(self)}", default=MappingProxyType({}))
 
     # --- to be provided by a dialect -------------------------------------------------
@@ -144,6 +150,30 @@ class Backend(ABC):
     def in_transaction(self, concern: str) -> bool:
         return concern in self._pinned.get()
 
+    def enter_shared(self, frame: Frame) -> Connection:
+        """Take the lock of ``frame``'s connection for a call or block inside ``frame``.
+
+        Refused (lock released) unless ``frame`` is the innermost open block: a task
+        whose transaction has ended, or which runs beside a task that has a nested block
+        open, would otherwise write into a transaction or savepoint that is not its own
+        (rolled back with another task's block, or committed after its own failed).
+        """
+        conn = frame.conn
+        conn.lock.acquire()
+        frames = conn.frames
+        if frames and frames[-1] is frame:
+            return conn
+        conn.lock.release()
+        if frame not in frames:
+            raise AgentkeepError(
+                f"{self.location(frame.concern)}: the transaction this call was made in has "
+                "already ended (a task or thread started inside the block outlived it)")
+        raise AgentkeepError(
+            f"{self.location(frame.concern)}: another task has a nested transaction block "
+            "open inside this transaction; concurrent tasks may share a transaction only "
+            "while none of them is inside a nested block (give each task its own "
+            "transaction, or finish the nested block first)")
+
     @contextmanager
     def translated(self, concern: str) -> Iterator[None]:
         try:
@@ -163,16 +193,24 @@ class Backend(ABC):
 
     def start(self, concern: str) -> Frame:
         """Open a transaction, or a savepoint inside the one already open."""
+        return self._start(concern, self._pinned.get().get(concern))
+
+    def _start(self, concern: str, pinned: Frame | None) -> Frame:
         if self.closed:
             self.ensure_open()
-        pinned = self._pinned.get().get(concern)
         try:
             if pinned is not None:
-                name = f"agentkeep_sp{next(self._savepoints)}"
-                due, pinned.release_due = pinned.release_due, None
-                self._run_commands(pinned, ([f"RELEASE SAVEPOINT {due}"] if due else [])
-                                   + [f"SAVEPOINT {name}"])
-                return Frame(concern, pinned, name)
+                shared = self.enter_shared(pinned)
+                try:
+                    name = f"agentkeep_sp{next(self._savepoints)}"
+                    due, shared.release_due = shared.release_due, None
+                    self._run_commands(shared, ([f"RELEASE SAVEPOINT {due}"] if due else [])
+                                       + [f"SAVEPOINT {name}"])
+                    frame = Frame(concern, shared, name)
+                    shared.frames.append(frame)
+                    return frame
+                finally:
+                    shared.lock.release()
             conn = self.checkout(concern)
             try:
                 conn.raw.execute(self.begin_sql)
@@ -189,7 +227,9 @@ class Backend(ABC):
                 except BaseException:
                     self.checkin(concern, conn, broken=True)
                     raise
-            return Frame(concern, conn, None)
+            frame = Frame(concern, conn, None)
+            conn.frames[:] = [frame]
+            return frame
         except Exception as exc:
             error = self._translated(exc, concern)
             if error is None:
@@ -209,6 +249,33 @@ class Backend(ABC):
 
     def finish(self, frame: Frame, ok: bool) -> None:
         """Commit (or release) the frame when ``ok``, else roll it back."""
+        with frame.conn.lock:  # after the call of another task sharing the transaction
+            self._finish(frame, ok)
+
+    def _finish(self, frame: Frame, ok: bool) -> None:
+        """finish() for a caller holding the connection's lock, or needing none."""
+        frames = frame.conn.frames
+        left_open = not frames or frames[-1] is not frame
+        if not left_open:
+            frames.pop()
+        elif frame not in frames:  # ended with an enclosing block another task closed
+            raise AgentkeepError(
+                f"{self.location(frame.concern)}: this transaction block had already "
+                "ended: another task closed the block it was opened in first")
+        else:
+            # Blocks still open inside this one were opened by other tasks (a task's own
+            # blocks close first): roll them back with this one rather than commit them
+            # half done.
+            del frames[frames.index(frame):]
+            ok = False
+        self._end(frame, ok)
+        if left_open:
+            raise AgentkeepError(
+                f"{self.location(frame.concern)}: a nested transaction block of another "
+                "task was still open when this block ended, so this block was rolled back; "
+                "finish concurrent tasks' blocks before the block they run in")
+
+    def _end(self, frame: Frame, ok: bool) -> None:
         conn = frame.conn
         raw = conn.raw
         # A savepoint waiting for its release was made inside this frame: this frame's
@@ -246,7 +313,7 @@ class Backend(ABC):
             self.checkin(frame.concern, frame.conn, broken=broken)
 
     def pin(self, frame: Frame) -> object:
-        return self._pinned.set({**self._pinned.get(), frame.concern: frame.conn})
+        return self._pinned.set({**self._pinned.get(), frame.concern: frame})
 
     def unpin(self, token: object) -> None:
         self._pinned.reset(token)  # type: ignore[arg-type]
@@ -261,8 +328,14 @@ class Backend(ABC):
             return statement(conn)
 
     def write(self, concern: str) -> _Write:
-        """A transaction (or a savepoint when nested); commits on success, rolls back on error."""
+        """A transaction (or a savepoint when nested) for one call of a store: commits on
+        success, rolls back on error; the call holds the connection until it returns."""
         return _Write(self, concern)
+
+    def transaction(self, concern: str) -> _Block:
+        """A caller's ``with store.transaction():`` block: as write(), but the connection
+        is held per call inside it, so async tasks sharing the block take turns."""
+        return _Block(self, concern)
 
 
 # Class-based context managers: read() and write() run on every call of every store
@@ -281,8 +354,8 @@ class _Read:
         pinned = backend._pinned.get().get(self.concern)
         self.pinned = pinned is not None
         if self.pinned:
-            self.conn = pinned
-            return pinned
+            self.conn = backend.enter_shared(pinned)
+            return self.conn
         try:
             self.conn = backend.checkout(self.concern)
         except Exception as exc:
@@ -296,29 +369,61 @@ class _Read:
         error = None
         if isinstance(exc, Exception):
             error = self.backend._translated(exc, self.concern)  # a driver error
-        if not self.pinned:
+        if self.pinned:
+            self.conn.lock.release()
+        else:
             self.backend.checkin(self.concern, self.conn, broken=error is not None)
         if error is not None:
             raise error from exc
 
 
 class _Write:
-    __slots__ = ("backend", "concern", "frame", "token")
+    __slots__ = ("backend", "concern", "frame", "token", "held")
+
+    holds_connection = True  # for the whole block (a store call); see _Block
 
     def __init__(self, backend: Backend, concern: str) -> None:
         self.backend = backend
         self.concern = concern
 
     def __enter__(self) -> Connection:
-        self.frame = self.backend.start(self.concern)
-        self.token = self.backend.pin(self.frame)
-        return self.frame.conn
+        backend = self.backend
+        pinned = backend._pinned.get().get(self.concern)
+        held = None
+        if pinned is not None and self.holds_connection:
+            held = backend.enter_shared(pinned)  # after another task's call, if one runs
+        try:
+            frame = backend._start(self.concern, pinned)
+        except BaseException:
+            if held is not None:
+                held.lock.release()
+            raise
+        self.frame, self.held = frame, held
+        self.token = backend.pin(frame)
+        return frame.conn
 
     def __exit__(self, kind, exc, traceback) -> None:
         backend = self.backend
         backend.unpin(self.token)
-        backend.finish(self.frame, exc is None)
+        try:
+            if self.holds_connection:
+                # A call: it holds the lock of a shared transaction; a transaction of its
+                # own is out of every other task's reach (no lock needed).
+                backend._finish(self.frame, exc is None)
+            else:
+                backend.finish(self.frame, exc is None)
+        finally:
+            if self.held is not None:
+                self.held.lock.release()
         if isinstance(exc, Exception):
             error = backend._translated(exc, self.concern)
             if error is not None:
                 raise error from exc
+
+
+class _Block(_Write):
+    """A caller's transaction block: each call inside it holds the connection in turn,
+    so concurrent tasks sharing the block never interleave their statements."""
+
+    __slots__ = ()
+    holds_connection = False

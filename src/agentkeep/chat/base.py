@@ -44,7 +44,7 @@ class ChatBase:
 
         Nested blocks are savepoints; an exception rolls back exactly its block.
         """
-        return self._backend.write(CONCERN)
+        return self._backend.transaction(CONCERN)
 
     def _live_session(self, conn: Connection, session_id: str, *, lock: bool = False) -> str:
         row = conn.one(sql.LOCK_SESSION_STATUS[self._dialect] if lock else sql.SESSION_EXISTS,

@@ -124,7 +124,7 @@ class CheckpointStore:
 
     def transaction(self):
         """Group checkpoint calls atomically; nested blocks are savepoints."""
-        return self._backend.write(CONCERN)
+        return self._backend.transaction(CONCERN)
 
     # --- writing -----------------------------------------------------------------------
     def put(self, thread_id: str, checkpoint_id: str, *, type: str, data: bytes,  # noqa: A002
