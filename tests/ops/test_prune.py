@@ -154,6 +154,38 @@ def test_a_session_changed_after_the_plan_is_left_alone(store, stores):
     assert all_sessions(stores) == {ids[0]}
 
 
+CHANGES_BESIDE_MESSAGES = {
+    "a file version": lambda chat, sid, call: chat.save_file(sid, "notes.txt", "after the plan"),
+    "an attachment": lambda chat, sid, call: chat.attach(
+        chat.get_session(sid).head_id, b"after the plan", filename="a.txt"),
+    "a tool call recorded": lambda chat, sid, call: chat.record_tool_call(
+        chat.get_session(sid).head_id, "search"),
+    "a tool call started": lambda chat, sid, call: chat.start_tool_call(call),
+    "a tool call finished": lambda chat, sid, call: chat.finish_tool_call(call, output=1),
+}
+
+
+@pytest.mark.parametrize("change", sorted(CHANGES_BESIDE_MESSAGES))
+def test_a_session_given_more_than_messages_after_the_plan_is_left_alone(store, stores,
+                                                                         change):
+    """Writes that leave the session row alone (it used to compare updated_at only, and
+    purged a session given a file after its dry run)."""
+    (sid,) = make_sessions(store, stores, [40])
+    asked = store.chat.append(sid, "assistant", "calling", parts=[
+        {"type": "tool_call", "id": "c1", "name": "search", "arguments": {}}])
+    backdate(stores, sid, 40)
+    (call,) = store.chat.tool_calls(sid)
+    if change == "a tool call finished":
+        store.chat.start_tool_call(call.id)
+    planned = prune.plan(store, older_than="30d")
+    assert [s.id for s in planned.sessions] == [sid]
+    CHANGES_BESIDE_MESSAGES[change](store.chat, sid, call.id)
+    result = prune.apply(store, planned)
+    assert (result.purged, result.skipped) == ((), ((sid, "changed"),))
+    assert store.chat.get_message(asked.id).content == "calling"
+    assert prune.apply(store, older_than="30d").purged == (sid,)  # a new plan takes it
+
+
 def test_blobs_go_only_when_nothing_refers_to_them(store, stores):
     old, young = make_sessions(store, stores, [60, 1])
     store.chat.save_file(old, "a.py", "shared between sessions")

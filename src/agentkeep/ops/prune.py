@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -58,11 +58,21 @@ RETENTION_CANDIDATES = (
 GRACE_CANDIDATES = (
     f"SELECT {SESSION_FIELDS} FROM sessions WHERE status = 'deleted' AND deleted_at < ?"
 )
-# What a batch checks before purging: the session is still as planned.
+# What a batch checks before purging: the session is still as planned (see _fingerprints).
+# On PostgreSQL the rows stay locked until the purge: a write into a session (a message,
+# an attachment, a tool call: their foreign keys lock the session row) waits, then fails.
 SESSION_VERSIONS = {
     "sqlite": "SELECT id, updated_at FROM sessions WHERE id IN ({ids})",
     "postgresql": "SELECT id, updated_at FROM sessions WHERE id IN ({ids}) ORDER BY id FOR UPDATE",
 }
+ROWS_PER_SESSION = (
+    "SELECT {column}, count(*) FROM {table} WHERE {column} IN ({ids}) GROUP BY {column}"
+)
+# A tool call that starts or finishes sets one of its times to now, past all of them.
+TOOL_CALLS_MOVED = (
+    "SELECT session_id, max(COALESCE(finished_at, started_at, created_at)) FROM tool_calls "
+    "WHERE session_id IN ({ids}) GROUP BY session_id"
+)
 READ_SNAPSHOT = {
     "sqlite": "BEGIN",
     "postgresql": "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
@@ -151,7 +161,7 @@ class PlannedSession:
     deleted_at: datetime | None
     message_count: int
     reason: str
-    version: Any = field(repr=False, compare=False, default=None)  # updated_at as stored
+    version: Any = field(repr=False, compare=False, default=None)  # see _fingerprints
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "title": self.title, "status": self.status,
@@ -281,14 +291,10 @@ def _plan(backend: Any, rules: Criteria, moment: datetime) -> PrunePlan:
         if rules.grace is not None:
             for row in conn.all(GRACE_CANDIDATES, (_stamp(dialect, moment - rules.grace),)):
                 chosen.setdefault(row[0], _planned(row, "grace"))
-        sessions = sorted(chosen.values(), key=lambda s: (s.active_at, s.id), reverse=True)
-        ids = [s.id for s in sessions]
-        rows = {table: 0 for table, _ in owned}
-        for chunk in _chunks(ids, ID_CHUNK):
-            for table, column in owned:
-                rows[table] += conn.one(f"SELECT count(*) FROM {quote(table)} "
-                                        f"WHERE {quote(column)} IN ({_marks(len(chunk))})",
-                                        chunk)[0]
+        ids = sorted(chosen)
+        prints, rows = _fingerprints(conn, owned, ids)
+        sessions = sorted((replace(chosen[i], version=prints[i]) for i in ids),
+                          key=lambda s: (s.active_at, s.id), reverse=True)
         freed = _freed_blobs(conn, references, set(ids))
         if orphans_sql is not None:
             freed.update(conn.all(orphans_sql))
@@ -314,7 +320,33 @@ class _snapshot:
 
 def _planned(row: tuple, reason: str) -> PlannedSession:
     return PlannedSession(row[0], row[1], row[2], load_time(row[3]), load_time(row[4]),
-                          row[5], reason, row[6])
+                          row[5], reason)
+
+
+def _fingerprints(conn: Any, owned: list[tuple[str, str]], ids: Sequence[str]
+                  ) -> tuple[dict[str, tuple], dict[str, int]]:
+    """What each live session of ``ids`` holds, to tell whether it changed since: its
+    ``updated_at`` (a message, a status), how many rows of each owned table it has (an
+    attachment, a file version, a tool call recorded on its own) and when its tool calls
+    last started or finished; and the rows per table in all."""
+    prints: dict[str, list[Any]] = {}
+    rows = {table: 0 for table, _ in owned}
+    for chunk in _chunks(ids, ID_CHUNK):
+        marks = _marks(len(chunk))
+        found = {session_id: [updated_at] for session_id, updated_at in conn.all(
+            SESSION_VERSIONS["sqlite"].replace("{ids}", marks), chunk)}
+        for table, column in owned:
+            counts = dict(conn.all(ROWS_PER_SESSION.format(
+                table=quote(table), column=quote(column), ids=marks), chunk))
+            rows[table] += sum(counts.values())
+            for session_id, values in found.items():
+                values.append(counts.get(session_id, 0))
+        if any(table == "tool_calls" for table, _ in owned):
+            moved = dict(conn.all(TOOL_CALLS_MOVED.replace("{ids}", marks), chunk))
+            for session_id, values in found.items():
+                values.append(moved.get(session_id))
+        prints.update(found)
+    return {session_id: tuple(values) for session_id, values in prints.items()}, rows
 
 
 def _freed_blobs(conn: Any, referrers: list[tuple[str, str, bool]], doomed: set[str]
@@ -358,8 +390,9 @@ def apply(store: Any, plan: PrunePlan | None = None, *, older_than: object = Non
     """Purge the sessions of ``plan`` (or of a plan made from the criteria) (commits).
 
     Each batch of ``batch_size`` sessions is one transaction: writers wait at most one
-    batch. A planned session that changed since it was planned (``updated_at`` differs:
-    a new message, a status change) or is gone is skipped, never purged. Blobs nothing
+    batch. A planned session that changed since it was planned (a new message, a status
+    change, an attachment, a file version, a tool call recorded, started or finished) or
+    is gone is skipped, never purged. Blobs nothing
     refers to any more are deleted at the end.
 
     Args:
@@ -392,8 +425,9 @@ def apply(store: Any, plan: PrunePlan | None = None, *, older_than: object = Non
     for batch in _chunks(plan.sessions, batch_size):
         with backend.write("chat") as conn:
             ids = [s.id for s in batch]
-            versions = dict(conn.all(SESSION_VERSIONS[backend.dialect].replace(
-                "{ids}", _marks(len(ids))), ids))
+            conn.all(SESSION_VERSIONS[backend.dialect].replace("{ids}", _marks(len(ids))),
+                     ids)  # on PostgreSQL: lock them first
+            versions, _ = _fingerprints(conn, owned, ids)
             ready = []
             for session in batch:
                 if session.id not in versions:
@@ -403,10 +437,9 @@ def apply(store: Any, plan: PrunePlan | None = None, *, older_than: object = Non
                 else:
                     ready.append(session.id)
             if ready:
-                marks = _marks(len(ready))
-                for table, column in owned:
-                    rows[table] += conn.one(f"SELECT count(*) FROM {quote(table)} "
-                                            f"WHERE {quote(column)} IN ({marks})", ready)[0]
+                _, counted = _fingerprints(conn, owned, ready)
+                for table, count in counted.items():
+                    rows[table] += count
                 shas = _blobs_of(conn, references, ready)
                 for session_id in ready:
                     try:
