@@ -64,3 +64,26 @@ def test_cancel_while_waiting_for_the_lock_releases_it(tmp_path):
         await store.close()
 
     asyncio.run(main())
+
+
+def test_calls_caught_by_close_get_store_closed(stores):
+    """Calls in flight when the store closes either finish or raise StoreClosed (on
+    PostgreSQL a call that reached the closed pool raised StoreUnavailable, "lost the
+    connection", which points at the server), and every one that finished is stored."""
+    import agentkeep
+
+    async def main():
+        store = await stores.open_async()
+        session = await store.chat.create_session()
+        batch = [{"role": "user", "content": f"b{i}"} for i in range(500)]
+        calls = [asyncio.create_task(store.chat.append_many(session.id, batch))
+                 for _ in range(6)]
+        await asyncio.sleep(0.01)
+        await store.close()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        assert all(isinstance(r, agentkeep.StoreClosed) for r in failures), failures
+        with stores.open() as reopened:
+            assert reopened.chat.recount(session.id)[0] == 500 * (len(calls) - len(failures))
+
+    asyncio.run(main())

@@ -143,6 +143,9 @@ class PostgresBackend(Backend):
             self.probe()
             raise StoreBusy(f"no PostgreSQL connection free at {self.config.describe()} "
                             f"within {self.config.busy_timeout:g} s") from exc
+        except psycopg_pool.PoolClosed:
+            self.ensure_open()  # the store was closed while this call began: StoreClosed
+            raise
         return PostgresConnection(raw)
 
     def is_lost(self, conn: Connection) -> bool:
