@@ -130,7 +130,9 @@ def check_text(field: str, value: object, *, optional: bool = False,
 def check_count(field: str, value: object) -> int:
     """A non-negative integer that fits in 63 bits."""
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**63:
-        raise InvalidInput(field, f"must be a non-negative integer, got {shown(value)}")
+        problem = "must be less than 2^63" if isinstance(value, int) and value > 0 \
+            and not isinstance(value, bool) else "must be a non-negative integer"
+        raise InvalidInput(field, f"{problem}, got {shown(value)}")
     return value
 
 

@@ -132,6 +132,20 @@ def test_bad_usage_and_cost(store, world):
                lambda c=cost: store.chat.append(sid, "assistant", "x", cost=c), "cost", cost)
 
 
+def test_too_large_numbers_are_named_as_too_large(store, world):
+    """A value over a bound is not told it must be non-negative."""
+    sid = world["session"]
+    raised = expect(store, InvalidInput,
+                    lambda: store.chat.append(sid, "assistant", "x", cost=1e10), "cost")
+    assert "less than 9,000,000,000 US dollars" in raised.problem
+    raised = expect(store, InvalidInput, lambda: store.chat.append(
+        sid, "assistant", "x", usage={"input_tokens": 2**63}), "usage.input_tokens")
+    assert "less than 2^63" in raised.problem
+    raised = expect(store, InvalidInput,
+                    lambda: store.chat.append(sid, "assistant", "x", cost=-1), "cost")
+    assert "non-negative" in raised.problem
+
+
 APPEND_BAD_ARGUMENTS = [
     ({"content": b"bytes"}, "content"),
     ({"content": 5}, "content"),

@@ -141,6 +141,9 @@ def test_batches_commit_one_by_one_so_writers_get_in(store, stores):
     assert store.chat.get_session(keep.id).message_count == 3
     with pytest.raises(InvalidInput, match="batch_size"):
         prune.apply(store, older_than="30d", batch_size=0)
+    with pytest.raises(InvalidInput, match="give a plan from prune.plan") as raised:
+        prune.apply(store, None)
+    assert raised.value.field == "plan"
 
 
 def test_a_session_changed_after_the_plan_is_left_alone(store, stores):

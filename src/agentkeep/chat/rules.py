@@ -38,8 +38,10 @@ def encode_cost(field: str, cost: object) -> int:
         return 0
     if isinstance(cost, bool) or not isinstance(cost, (int, float)) or not \
             0 <= cost < 9e9 or cost != cost:
-        raise InvalidInput(field, "must be a non-negative number of US dollars, "
-                                  f"got {shown(cost, 40)}")
+        problem = ("must be less than 9,000,000,000 US dollars" if cost == cost and
+                   not isinstance(cost, bool) and isinstance(cost, (int, float)) and cost > 0
+                   else "must be a non-negative number of US dollars")
+        raise InvalidInput(field, f"{problem}, got {shown(cost, 40)}")
     return round(cost * NANOS)
 
 

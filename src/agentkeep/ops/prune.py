@@ -409,6 +409,9 @@ def apply(store: Any, plan: PrunePlan | None = None, *, older_than: object = Non
              "grace": grace}
     backend = store._backend
     if plan is None:
+        if all(value is None for value in given.values()):
+            raise InvalidInput("plan", "give a plan from prune.plan(), or the criteria (at "
+                                       "least one of older_than, keep_last, status or grace)")
         plan = _plan(backend, criteria(**given), datetime.now(UTC))
     elif any(value is not None for value in given.values()):
         raise InvalidInput("plan", "give either a plan or criteria, not both")
