@@ -41,3 +41,12 @@ def assert_one_line_error(result, code: int, *words: str) -> str:
     for word in words:
         assert word in lines[0], (word, lines[0])
     return lines[0]
+
+
+def store_args(stores) -> list:
+    """The global options naming the store of a ``stores`` fixture (either backend)."""
+    from conftest import PG_URL
+
+    if stores.backend == "postgres":
+        return ["--url", PG_URL, "--schema-prefix", stores.prefix]
+    return ["--home", stores.home]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from cli_helpers import STORE_ENV, ok
-
-from conftest import PG_URL
+from cli_helpers import STORE_ENV, ok, store_args
 
 
 @pytest.fixture(autouse=True)
@@ -14,16 +12,9 @@ def _no_store_env(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-def _target(stores) -> list:
-    """The global options naming the store of ``stores``."""
-    if stores.backend == "postgres":
-        return ["--url", PG_URL, "--schema-prefix", stores.prefix]
-    return ["--home", stores.home]
-
-
 def _tree_lines(stores, session_id: str) -> list[str]:
     """The lines of the drawn tree (below the title), guides included."""
-    text = ok(*_target(stores), "sessions", "show", session_id).stdout
+    text = ok(*store_args(stores), "sessions", "show", session_id).stdout
     return text.split("\n\nTrip\n", 1)[1].splitlines()
 
 

@@ -27,7 +27,7 @@ from ..demo import (
     generate,
 )
 from .app import get_state
-from .output import MARK_END, MARK_START, console, error_console, number, when
+from .output import console, error_console, marked_search, number, when
 from .search import render_hits
 from .sessions import WIDE, sessions_table
 from .stats import gather_stats, render_stats
@@ -110,8 +110,7 @@ def demo(
         _section(out, "One session's branch tree")
         out.print(render_session(load_view(store, summary.showcase_id, SHOWCASE_MESSAGES)))
         _section(out, f"search {summary.query}")
-        out.print(render_hits(store.chat.search(summary.query, limit=5,
-                                                marks=(MARK_START, MARK_END))))
+        out.print(render_hits(*marked_search(store, summary.query, limit=5)))
         _section(out, "stats")
         out.print(render_stats(gather_stats(store)))
     _section(out, style="dim")

@@ -23,7 +23,11 @@ from ..codec import human_size  # noqa: F401 - re-exported for the commands
 
 #: Snippet delimiters passed to ``store.chat.search``: STX / ETX, which real text
 #: practically never holds (and which are stripped from it before display anyway).
-MARK_START, MARK_END = "\x02", "\x03"
+#: Match markers for snippets, in order of preference. A message may hold any character,
+#: so a pair found in a hit's text is swapped for the next one (marked_search): a marker
+#: in the text itself was read as a match (a bogus highlight).
+MARK_PAIRS = (("\x02", "\x03"), ("\x0e", "\x0f"), ("\ue000", "\ue001"),
+              ("\U000f0000", "\U000f0001"))
 HIGHLIGHT_STYLE = "bold black on yellow"
 ROLE_STYLES = {"user": "bold cyan", "assistant": "bold green", "tool": "bold yellow",
                "system": "bold magenta"}
@@ -86,13 +90,25 @@ def one_line(text: str | None, width: int = 80) -> str:
     return flat if len(flat) <= width else flat[: max(1, width - 1)].rstrip() + "…"
 
 
-def snippet_spans(snippet: str) -> tuple[str, list[tuple[int, int]]]:
+def marked_search(store: Any, query: str, **options: Any) -> tuple[list[Any], tuple[str, str]]:
+    """``store.chat.search`` with the first pair of MARK_PAIRS that occurs in none of the
+    hits' text; the hits and that pair."""
+    for marks in MARK_PAIRS:
+        hits = store.chat.search(query, marks=marks, **options)
+        if not any(mark in hit.message.content for hit in hits for mark in marks):
+            break
+    return hits, marks
+
+
+def snippet_spans(snippet: str, marks: tuple[str, str] = MARK_PAIRS[0]
+                  ) -> tuple[str, list[tuple[int, int]]]:
     """Split a marked snippet into its plain text and the [start, end) spans of matches."""
     text, spans, start = "", [], None
-    for piece in re.split(f"([{MARK_START}{MARK_END}])", snippet):
-        if piece == MARK_START:
+    start_mark, end_mark = marks
+    for piece in re.split(f"({re.escape(start_mark)}|{re.escape(end_mark)})", snippet):
+        if piece == start_mark:
             start = len(text)
-        elif piece == MARK_END:
+        elif piece == end_mark:
             if start is not None and len(text) > start:
                 spans.append((start, len(text)))
             start = None
@@ -104,9 +120,9 @@ def snippet_spans(snippet: str) -> tuple[str, list[tuple[int, int]]]:
                    if b - lead > 0 and a - lead < len(plain)]
 
 
-def highlighted(snippet: str) -> Text:
+def highlighted(snippet: str, marks: tuple[str, str] = MARK_PAIRS[0]) -> Text:
     """A marked snippet as rich Text with the matches highlighted."""
-    plain, spans = snippet_spans(snippet)
+    plain, spans = snippet_spans(snippet, marks)
     text = Text(plain)
     for start, end in spans:
         text.stylize(HIGHLIGHT_STYLE, start, end)

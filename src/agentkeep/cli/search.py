@@ -12,11 +12,11 @@ from rich.text import Text
 
 from .app import get_state
 from .output import (
-    MARK_END,
-    MARK_START,
+    MARK_PAIRS,
     ROLE_STYLES,
     console,
     highlighted,
+    marked_search,
     one_line,
     print_json,
     snippet_spans,
@@ -28,9 +28,9 @@ def register(app: typer.Typer) -> None:
     app.command("search")(search)
 
 
-def hit_json(hit: Any) -> dict[str, Any]:
+def hit_json(hit: Any, marks: tuple[str, str] = MARK_PAIRS[0]) -> dict[str, Any]:
     """One hit as JSON: the snippet as plain text plus the [start, end) of each match."""
-    snippet, spans = snippet_spans(hit.snippet)
+    snippet, spans = snippet_spans(hit.snippet, marks)
     message = hit.message
     return {"message_id": message.id, "session_id": message.session_id,
             "session_title": hit.session_title, "role": message.role,
@@ -38,7 +38,7 @@ def hit_json(hit: Any) -> dict[str, Any]:
             "snippet": snippet, "highlights": [list(span) for span in spans]}
 
 
-def render_hits(hits: Iterable[Any]) -> Group:
+def render_hits(hits: Iterable[Any], marks: tuple[str, str] = MARK_PAIRS[0]) -> Group:
     """Each hit as a heading (session, role, time, session id) over its snippet."""
     parts: list[Any] = []
     for hit in hits:
@@ -47,7 +47,7 @@ def render_hits(hits: Iterable[Any]) -> Group:
         head.append(" · ", style="dim")
         head.append(message.role, style=ROLE_STYLES.get(message.role, "bold"))
         head.append(f" · {when(message.created_at)} · {message.session_id}", style="dim")
-        parts += [head, Padding(highlighted(hit.snippet), (0, 0, 0, 4), expand=False)]
+        parts += [head, Padding(highlighted(hit.snippet, marks), (0, 0, 0, 4), expand=False)]
     return Group(*parts)
 
 
@@ -69,13 +69,13 @@ def search(
     with get_state(ctx).open() as store:
         if session_id is not None:  # the library filters by it: an unknown id finds nothing
             store.chat.get_session(session_id)
-        hits = store.chat.search(query, session_id=session_id, role=role, limit=limit,
-                                 marks=(MARK_START, MARK_END))
+        hits, marks = marked_search(store, query, session_id=session_id, role=role,
+                                    limit=limit)
     if as_json:
-        print_json([hit_json(hit) for hit in hits])
+        print_json([hit_json(hit, marks) for hit in hits])
         return
     out = console()
     if not hits:
         out.print(Text(f"No messages match {query!r}.", style="dim"))
         return
-    out.print(render_hits(hits))
+    out.print(render_hits(hits, marks))
