@@ -395,3 +395,36 @@ def test_chat_0006_upgrades_a_store_whose_search_trigger_was_dropped(stores):
     store.chat.append(session.id, "user", "findable again")
     assert [hit.message.content for hit in store.chat.search("findable")] == ["findable again"]
     store.close()
+
+
+def test_chat_0007_indexes_the_store_again_as_sqlite_splits_words(stores):
+    """chat_0007 (PostgreSQL) indexes words as SQLite does: parts of an e-mail address,
+    a file name or a decimal. Messages indexed the old way
+    before the upgrade are indexed again by the next search."""
+    store = stores.open()
+    session = store.chat.create_session()
+    texts = ["mail user@example.com", "open src/app.py", "un café noir"]
+    for text in texts:
+        store.chat.append(session.id, "user", text)
+    store.chat.append(session.id, "user", "written at chat_0006 to py.example.org")
+    backend = backend_for(stores)
+    try:
+        alembic_ops.downgrade(backend, "chat", "chat_0006")
+        if stores.backend == "postgres":  # indexed as chat_0006's code did
+            with backend.write("chat") as conn:
+                conn.run("DELETE FROM search_backlog")
+                conn.run("INSERT INTO message_search (pk, search_vector) "
+                         "SELECT pk, to_tsvector('english', content) FROM messages")
+        alembic_ops.upgrade(backend, "chat")
+        assert alembic_ops.drift(backend, "chat") == []
+    finally:
+        backend.close()
+
+    def found(query):
+        return sorted(h.message.content for h in store.chat.search(query))
+
+    assert found("example") == ["mail user@example.com",
+                                "written at chat_0006 to py.example.org"]
+    assert found("app.py") == ["open src/app.py"]
+    assert found("café") == ["un café noir"]
+    store.close()

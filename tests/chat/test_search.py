@@ -192,6 +192,18 @@ def test_search_finds_unicode_words(store):
     assert found(store, "東京") == {"東京 trip planning"}
 
 
+def test_search_finds_the_words_of_addresses_files_and_numbers(store):
+    """PostgreSQL's parser keeps these whole and SQLite splits them: both find the parts
+    and the whole (chat_0007)."""
+    session = store.chat.create_session()
+    for text in ("write to user@example.com", "see src/app.py", "use gpt-4.1, pi is 3.14"):
+        store.chat.append(session.id, "user", text)
+    assert found(store, "example") == found(store, "user@example.com") == {
+        "write to user@example.com"}
+    assert found(store, "app") == found(store, "app.py") == {"see src/app.py"}
+    assert found(store, "gpt-4.1") == found(store, "3.14") == {"use gpt-4.1, pi is 3.14"}
+
+
 @pytest.mark.parametrize("query", [
     "", "   ", "-lisbon", "OR", "lisbon OR", "OR lisbon", "*", '"', '""', "-", "!!!",
     "x" * 1001, "nul\x00", "lone \ud800", None, 5, b"lisbon", ["lisbon"],
