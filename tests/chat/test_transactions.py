@@ -437,3 +437,33 @@ def test_async_iter_sessions_is_an_async_iterator(stores):
         return [s.title async for s in store.chat.iter_sessions(limit=2)]
 
     assert sorted(run(main())) == ["0", "1", "2"]
+
+
+def test_a_call_waiting_for_its_own_transactions_caller_gets_store_busy(stores):
+    """An export inside a block calls its progress callback while it holds the block's
+    connection; a callback that waits for a thread using the same transaction (its
+    context copied) got a hang. The thread's call now gives up with StoreBusy."""
+    import contextvars
+    import io
+    from concurrent.futures import ThreadPoolExecutor
+
+    from agentkeep.ops.transfer import export_store
+
+    store = stores.open(busy_timeout=1)
+    session = store.chat.create_session()
+    store.chat.append_many(session.id, [{"role": "user", "content": f"m{i}"}
+                                        for i in range(2500)])
+    seen = []
+
+    def progress(done, total):
+        context = contextvars.copy_context()
+        with ThreadPoolExecutor(1) as pool:
+            seen.append(pool.submit(context.run, store.chat.get_session, session.id)
+                        .exception(timeout=30))
+
+    with store.transaction():
+        export_store(store, io.BytesIO(), progress=progress)
+    # the call made while the export held the connection gave up; none hung
+    assert isinstance(seen[0], StoreBusy), seen
+    assert "another call in this transaction" in str(seen[0])
+    assert all(error is None or isinstance(error, StoreBusy) for error in seen), seen

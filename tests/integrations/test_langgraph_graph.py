@@ -147,3 +147,21 @@ def test_retention_keeps_the_thread_resumable(stores):
     assert len(list(saver.list(CONFIG))) == 1
     resumed = build(AgentkeepSaver(store)).invoke(Command(resume="yes"), CONFIG)
     assert kinds(resumed["messages"]) == AFTER_RESUME
+
+
+def test_saver_calls_take_turns_inside_a_shared_transaction(stores):
+    """adelete_thread groups its deletes in one call that holds the connection: beside it,
+    gathered calls in the same block take turns (a block of its own inside the shared
+    transaction made them refused, at random, and failed the caller's block)."""
+    async def main():
+        store = await stores.open_async()
+        saver = AgentkeepSaver(store.sync)
+        session = await store.chat.create_session(title="beside")
+        for round_ in range(12):
+            async with store.transaction():
+                await asyncio.gather(saver.adelete_thread(f"a{round_}"),
+                                     saver.adelete_thread(f"b{round_}"),
+                                     store.chat.append(session.id, "user", f"m{round_}"))
+        return await store.chat.recount(session.id)
+
+    assert asyncio.run(main())[0] == 12

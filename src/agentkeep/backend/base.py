@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Any, TypeVar
 
 from ..config import StoreConfig
-from ..errors import AgentkeepError, StoreClosed
+from ..errors import AgentkeepError, StoreBusy, StoreClosed
 
 T = TypeVar("T")
 
@@ -159,7 +159,14 @@ class Backend(ABC):
         (rolled back with another task's block, or committed after its own failed).
         """
         conn = frame.conn
-        conn.lock.acquire()
+        # Calls of one transaction take milliseconds; a longer wait is a task or thread
+        # sharing the transaction that waits for this one (a progress callback of an
+        # export, say): an error then, not a hang.
+        if not conn.lock.acquire(timeout=max(1.0, self.config.busy_timeout)):
+            raise StoreBusy(
+                f"{self.location(frame.concern)}: another call in this transaction held its "
+                f"connection for over {max(1.0, self.config.busy_timeout):g} s (does it wait "
+                "for this one? a task or thread sharing a transaction must not)")
         frames = conn.frames
         if frames and frames[-1] is frame:
             return conn
@@ -337,6 +344,10 @@ class Backend(ABC):
         is held per call inside it, so async tasks sharing the block take turns."""
         return _Block(self, concern)
 
+    def scratch(self, concern: str) -> _Scratch:
+        """As write(), but always rolled back: work to look at, then undo."""
+        return _Scratch(self, concern)
+
 
 # Class-based context managers: read() and write() run on every call of every store
 # method, and a generator-based @contextmanager costs ~1.5 µs more per use.
@@ -381,6 +392,7 @@ class _Write:
     __slots__ = ("backend", "concern", "frame", "token", "held")
 
     holds_connection = True  # for the whole block (a store call); see _Block
+    commits = True
 
     def __init__(self, backend: Backend, concern: str) -> None:
         self.backend = backend
@@ -406,12 +418,13 @@ class _Write:
         backend = self.backend
         backend.unpin(self.token)
         try:
+            ok = exc is None and self.commits
             if self.holds_connection:
                 # A call: it holds the lock of a shared transaction; a transaction of its
                 # own is out of every other task's reach (no lock needed).
-                backend._finish(self.frame, exc is None)
+                backend._finish(self.frame, ok)
             else:
-                backend.finish(self.frame, exc is None)
+                backend.finish(self.frame, ok)
         finally:
             if self.held is not None:
                 self.held.lock.release()
@@ -427,3 +440,8 @@ class _Block(_Write):
 
     __slots__ = ()
     holds_connection = False
+
+
+class _Scratch(_Write):
+    __slots__ = ()
+    commits = False

@@ -358,7 +358,13 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         if strategy == "keep_latest":
             self._checkpoints.prune(keep_last=1, thread_ids=threads)
             return
-        with self._checkpoints.transaction():
+        self._delete_threads(threads)
+
+    def _delete_threads(self, threads: Sequence[str]) -> None:
+        """Delete the threads' checkpoints in one transaction, then their chat views. One
+        call: it holds the connection throughout (calls of tasks sharing a caller's
+        transaction take turns; a block of its own would refuse theirs)."""
+        with self.store._backend.write("checkpoints"):
             for thread_id in threads:
                 self._checkpoints.delete_thread(thread_id)
         for thread_id in threads:
@@ -427,11 +433,7 @@ class AgentkeepSaver(BaseCheckpointSaver[str]):
         if strategy == "keep_latest":
             await self._async_checkpoints.prune(keep_last=1, thread_ids=threads)
             return
-        async with self._async_checkpoints.transaction():
-            for thread_id in threads:
-                await self._async_checkpoints.delete_thread(thread_id)
-        for thread_id in threads:
-            await _call(_purge_view, self.store, thread_id, self._view)
+        await _call(self._delete_threads, threads)
 
     async def aretain(self, *, keep_last: int | None = None,
                       older_than: timedelta | str | None = None,
@@ -497,7 +499,7 @@ def _purge_view(store: Store, thread_id: str, view: _ChatView | None) -> None:
     if view is not None:
         view.forget(thread_id)
     chat = store.chat
-    with chat.transaction():
+    with store._backend.write("chat"):  # one call (see AgentkeepSaver._delete_threads)
         try:
             session = chat.get_session(thread_id, include_deleted=True)
         except NotFound:

@@ -472,9 +472,7 @@ def _search_index_sqlite(store: Any) -> list[Finding]:
     if newest - indexed > MAX_ROLLED_BACK_BACKLOG:
         store.chat.catch_up_index()  # commits, as the next search would
     findings = []
-    frame = backend.start("chat")
-    try:
-        conn = frame.conn
+    with backend.scratch("chat") as conn:  # rolled back: it indexes only to compare
         with backend.translated("chat"):
             newest, indexed, _ = conn.one(chat_sql.SEARCH_BACKLOG)
         if indexed > newest:
@@ -492,8 +490,6 @@ def _search_index_sqlite(store: Any) -> list[Finding]:
                 "chat", "search_index", FTS_TABLE,
                 f"the full-text index does not match the messages it indexed ({exc})",
                 repairable=True))
-    finally:
-        backend.finish(frame, False)
     return findings
 
 
