@@ -7,7 +7,8 @@ The same syntax is accepted on SQLite (FTS5) and PostgreSQL (``tsquery``)::
     lisbon OR porto         either word (uppercase OR only; it binds tighter than
                             the implicit AND, so ``a b OR c`` means a AND (b OR c))
     -train  -"night train"  exclude messages matching the word or phrase
-    flig*                   prefix: words starting with "flig"
+    flig*                   prefix: words whose stem starts with "flig" (the index holds
+                            stems: run* finds "running", runni* does not)
 
 Words are split like SQLite's unicode61 tokenizer: runs of Unicode letters and digits
 (``_`` and punctuation separate runs) and lowercased. A bare token made of several runs
