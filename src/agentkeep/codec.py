@@ -179,10 +179,19 @@ def second_of(value: datetime, dialect: str) -> Any:
     return second.isoformat() if dialect == "sqlite" else second
 
 
+MAX_JSON_INT_BITS = 13_287  # 4,000 decimal digits
+
+
 def _check_json_value(field: str, value: Any, depth: int) -> None:
     if depth > MAX_JSON_DEPTH:
         raise InvalidInput(field, f"is nested deeper than {MAX_JSON_DEPTH} levels")
-    if value is None or isinstance(value, (bool, int)):
+    if value is None or isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        # Python converts at most 4,300 digits between int and text (a ValueError past
+        # them, in dumps and in loads): keep well inside.
+        if value.bit_length() > MAX_JSON_INT_BITS:
+            raise InvalidInput(field, "holds an integer of more than 4,000 digits")
         return
     if isinstance(value, float):
         if value != value or value in (float("inf"), float("-inf")):

@@ -138,8 +138,9 @@ class Opaque:
 @pytest.mark.parametrize("value", [
     {1, 2}, Opaque(), math.nan, math.inf, (1, 2), b"bytes", {1: "int key"},
     {"a": {"b": [float("-inf")]}}, "nul\x00", "lone \ud800", {"k\x00": 1}, datetime(2024, 1, 1),
+    [10**5000], -(10**4001),
 ], ids=["set", "object", "nan", "inf", "tuple", "bytes", "int key", "nested inf", "nul",
-        "surrogate", "nul key", "datetime"])
+        "surrogate", "nul key", "datetime", "5,000 digits", "4,002 digits"])
 def test_values_json_cannot_hold_exactly(store, value):
     store.settings.set("ui.theme", "dark")
     with pytest.raises(InvalidInput) as error:
@@ -148,6 +149,11 @@ def test_values_json_cannot_hold_exactly(store, value):
     with pytest.raises(InvalidInput):
         store.settings.set("ui.other", value)
     assert [(s.key, s.value) for s in store.settings.list()] == [("ui.theme", "dark")]
+
+
+def test_an_integer_of_4000_digits_round_trips(store):
+    store.settings.set("big.int", -(10**3999))
+    assert store.settings.get("big.int") == -(10**3999)
 
 
 def test_a_closed_store(stores):
