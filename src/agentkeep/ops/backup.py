@@ -429,7 +429,7 @@ def check_compress(compress: Any) -> str | None:
         raise InvalidInput("compress", f"must be 'gzip', 'zstd' or None; got {compress!r}")
     if compress == "zstd" and zstd_module() is None:
         raise InvalidInput("compress", "zstd needs the zstandard package (pip install "
-                                       "zstandard); use gzip, or no compression")
+                                       "'agentkeep[zstd]'); use gzip, or no compression")
     return compress
 
 
@@ -869,7 +869,7 @@ def open_decompressed(path: Path, compression: str | None) -> Any:
     zstd = zstd_module()
     if zstd is None:
         raise InvalidInput("backup", f"{path} is compressed with zstd; install the "
-                                     "zstandard package (pip install zstandard) to restore it")
+                                     "zstandard package (pip install 'agentkeep[zstd]') to restore it")
     handle = path.open("rb")
     return _ZstdReader(zstd.ZstdDecompressor().stream_reader(handle), handle)
 
