@@ -869,7 +869,8 @@ def open_decompressed(path: Path, compression: str | None) -> Any:
     zstd = zstd_module()
     if zstd is None:
         raise InvalidInput("backup", f"{path} is compressed with zstd; install the "
-                                     "zstandard package (pip install 'agentkeep[zstd]') to restore it")
+                                     "zstandard package (pip install 'agentkeep[zstd]') "
+                                     "to restore it")
     handle = path.open("rb")
     return _ZstdReader(zstd.ZstdDecompressor().stream_reader(handle), handle)
 

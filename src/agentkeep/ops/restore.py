@@ -168,7 +168,8 @@ def restore(target: Any, backup: str | os.PathLike[str], *, force: bool = False,
               if entry.compression == "zstd"]
     if packed and zstd_module() is None:
         raise InvalidInput("backup", f"{packed[0]} is compressed with zstd; install the "
-                                     "zstandard package (pip install 'agentkeep[zstd]') to restore it")
+                                     "zstandard package (pip install 'agentkeep[zstd]') "
+                                     "to restore it")
     if config.dialect == "sqlite":
         previous = _restore_sqlite(config, manifest, force, progress)
         location = str(config.home)
