@@ -375,8 +375,8 @@ def test_chat_0006_queues_for_search_per_statement(stores):
 
 
 def test_chat_0006_upgrades_a_store_whose_search_trigger_was_dropped(stores):
-    """`agentkeep check` tells a user whose search trigger is missing to migrate again:
-    the upgrade to chat_0006 then creates it rather than failing on the missing one."""
+    """A store whose search trigger is missing (`agentkeep check --repair` makes it
+    again) upgrades to chat_0006, which creates it, rather than failing on it."""
     stores.open().close()
     backend = backend_for(stores)
     try:

@@ -274,7 +274,38 @@ def test_postgres_search_structures_are_checked(stores):
     with raw(stores) as run:
         run("DROP INDEX message_search_vector")
         run("ALTER TABLE messages DISABLE TRIGGER messages_queue_for_search")
-    assert [(f.kind, f.repairable) for f in check(store)] == [("search_index", False)] * 2
+    assert [(f.kind, f.repairable) for f in check(store)] == [("search_index", False),
+                                                               ("search_index", True)]
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("damage", ["dropped", "disabled"])
+def test_postgres_search_trigger_is_made_again_by_repair(stores, damage):
+    """Without its trigger new messages were never found, and the finding said to migrate
+    again, which does nothing at the head revision: --repair makes the trigger again and
+    queues what it missed."""
+    store = stores.open()
+    session = store.chat.create_session()
+    store.chat.append(session.id, "user", "Flights to Lisbon?")
+    assert len(store.chat.search("lisbon")) == 1  # indexed: the queue is empty again
+    with raw(stores) as run:
+        if damage == "dropped":
+            run("DROP TRIGGER messages_queue_for_search ON messages")
+        else:
+            run("ALTER TABLE messages DISABLE TRIGGER messages_queue_for_search")
+        run("DELETE FROM message_search")
+    store.chat.append(session.id, "user", "and Porto?")  # not queued: no trigger
+    assert [(f.table, f.repairable) for f in check(store)] == [("messages", True),
+                                                               ("message_search", True)]
+    repaired = check(store, repair=True)
+    assert [f.repaired for f in repaired] == [True, True]
+    assert not any("did not fix everything" in note for note in repaired.notes)
+    assert any("re-created the trigger" in line and "queued 2 message(s)" in line
+               for line in repaired.repairs)
+    store.chat.append(session.id, "user", "then Madrid")  # queued by the trigger again
+    assert {hit.message.content for hit in store.chat.search("lisbon OR porto OR madrid")} == {
+        "Flights to Lisbon?", "and Porto?", "then Madrid"}
+    assert check(store).is_clean
 
 
 @POSTGRES_ONLY

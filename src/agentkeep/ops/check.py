@@ -137,6 +137,17 @@ _UNSEARCHABLE = (
 )
 PG_UNSEARCHABLE = "SELECT count(*) " + _UNSEARCHABLE
 PG_QUEUE_UNSEARCHABLE = "INSERT INTO search_backlog (pk) SELECT m.pk " + _UNSEARCHABLE
+# The trigger that queues new messages, as chat_0006 creates it (unqualified names: the
+# concern's schema through search_path); a repair makes it again.
+PG_QUEUE_TRIGGER = (
+    "DROP TRIGGER IF EXISTS messages_queue_for_search ON messages",
+    "CREATE OR REPLACE FUNCTION queue_messages_for_search() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN INSERT INTO search_backlog (pk) SELECT pk FROM "
+    "new_messages; RETURN NULL; END $$",
+    "CREATE TRIGGER messages_queue_for_search AFTER INSERT ON messages "
+    "REFERENCING NEW TABLE AS new_messages "
+    "FOR EACH STATEMENT EXECUTE FUNCTION queue_messages_for_search()",
+)
 
 # SQLite: sessions whose indexed second is not their active_at's (chat_0004), and the
 # triggers that keep it in step. PostgreSQL computes the column: nothing to check.
@@ -501,12 +512,15 @@ def _search_index_postgres(backend: Any) -> list[Finding]:
     findings = []
     for present, what in ((table, "the message_search table is missing"),
                           (index, "the GIN index message_search_vector is missing: search "
-                                  "reads every vector"),
-                          (trigger, "the trigger messages_queue_for_search is missing or "
-                                    "disabled: new messages are not queued for search")):
+                                  "reads every vector")):
         if not present:
             findings.append(Finding("chat", "search_index", "messages",
-                                    f"{what} (not repaired: migrate the store again)"))
+                                    f"{what} (not repaired: restore a backup, or export "
+                                    "and import the store into a new one)"))
+    if table and not trigger:
+        findings.append(Finding("chat", "search_index", "messages",
+                                "the trigger messages_queue_for_search is missing or disabled: "
+                                "new messages are not queued for search", repairable=True))
     if missing:
         findings.append(Finding("chat", "search_index", "message_search",
                                 f"{missing} message(s) neither indexed nor queued for search: "
@@ -623,10 +637,17 @@ def _orphaned_tool_calls(backend: Any) -> list[Finding]:
 # --- repairs --------------------------------------------------------------------------------
 def _repair_search_index(backend: Any) -> str:
     if backend.dialect == "postgresql":
+        schema = backend.schema("chat")
         with backend.write("chat") as conn:
-            queued = conn.run(PG_QUEUE_UNSEARCHABLE)
-        return (f"chat: queued {queued} message(s) for search (indexed by the next search "
-                "or optimize)")
+            table, _, trigger = conn.one(PG_SEARCH_STRUCTURES, (schema, schema, schema))
+            if table and not trigger:
+                for statement in PG_QUEUE_TRIGGER:
+                    conn.run(statement)
+            queued = conn.run(PG_QUEUE_UNSEARCHABLE) if table else 0
+        made = "re-created the trigger messages_queue_for_search and " \
+            if table and not trigger else ""
+        return (f"chat: {made}queued {queued} message(s) for search (indexed by the next "
+                "search or optimize)")
     with backend.write("chat") as conn:
         conn.run(FTS_REBUILD)
         newest = conn.one(NEWEST_MESSAGE)[0]
@@ -789,7 +810,8 @@ def _check_chat(store: Any, report: CheckReport, repair: bool, damaged: list[str
         if repair and "chat" not in damaged and fix is not None \
                 and any(f.repairable for f in findings):
             report.repairs.append(fix())
-            if checks[kind][0]():
+            # what the repair cannot fix (reported as such) does not make it a failure
+            if any(f.repairable for f in checks[kind][0]()):
                 report.notes.append(f"chat: the {kind} repair did not fix everything; "
                                     "run the check again")
             else:
