@@ -65,6 +65,11 @@ DAMAGE_HINT = ("`agentkeep check` lists the damage; restore a backup (`agentkeep
                "to repair it")
 
 
+def _lower(value: object) -> object:
+    """``lower()`` for every script, as PostgreSQL's (sql.TITLE_CONTAINS)."""
+    return value.lower() if isinstance(value, str) else value
+
+
 def prepare_home(home: Path) -> None:
     """Create the home directory (0700) or fail clearly if it cannot be one."""
     # os.path's tests answer False where Path's raise (a parent that cannot be searched)
@@ -149,6 +154,8 @@ class SqliteBackend(Backend):
             for pragma in PRAGMAS:
                 raw.execute(pragma)
             raw.execute(f"PRAGMA synchronous={self._synchronous}")
+            # SQLite's lower() folds ASCII only: "ÉCOLE" would not match "école".
+            raw.create_function("agentkeep_lower", 1, _lower, deterministic=True)
         except BaseException:
             raw.close()
             raise

@@ -164,6 +164,12 @@ SESSION_FOR_APPEND = {
     ),
 }
 SESSION_FOR_READ = SESSION_FOR_APPEND["sqlite"]
+# list_sessions(title=...): a case-insensitive substring, in every script (SQLite's own
+# lower() folds ASCII only; agentkeep registers agentkeep_lower on its connections).
+TITLE_CONTAINS = {
+    "sqlite": "agentkeep_lower(s.title) LIKE agentkeep_lower(?) ESCAPE '\\'",
+    "postgresql": "lower(s.title) LIKE lower(?) ESCAPE '\\'",
+}
 # The columns a message is written with, in the order of INSERT_MESSAGE's values (and of
 # models.stored_message).
 _WRITTEN_COLUMNS = (

@@ -334,11 +334,9 @@ class ChatStore(ToolCalls, Files, Search, ChatBase):
                 clauses.append(f"s.{column} = ?")
                 params.append(check_text(column, value))
         if title is not None:
-            # Both sides go through the database's lower(): SQLite's folds ASCII only, so
-            # a Python-lowered pattern would miss an exact non-ASCII substring ("ÉCOLE").
             escaped = check_text("title", title).replace("\\", "\\\\")
             escaped = escaped.replace("%", "\\%").replace("_", "\\_")
-            clauses.append("lower(s.title) LIKE lower(?) ESCAPE '\\'")
+            clauses.append(sql.TITLE_CONTAINS[self._dialect])
             params.append(f"%{escaped}%")
         if since is not None:
             since = check_time("since", since)
