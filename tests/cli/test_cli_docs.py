@@ -29,7 +29,8 @@ COMMANDS = list(_commands())
 def test_the_expected_commands_exist():
     assert sorted(" ".join(path) for path, _ in COMMANDS) == sorted([
         "init", "demo", "migrate status", "migrate up", "migrate down", "migrate check",
-        "sessions list", "sessions show", "sessions rm", "sessions restore", "search",
+        "sessions list", "sessions show", "sessions rm", "sessions archive",
+        "sessions restore", "search",
         "stats", "check", "optimize", "prune", "backup", "restore", "export", "import",
         "checkpoints threads", "checkpoints prune"])
 

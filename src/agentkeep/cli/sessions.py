@@ -153,6 +153,18 @@ def remove(
     out.print(Text(f"Purged session {session_id}."))
 
 
+@sessions_app.command("archive")
+def archive(ctx: typer.Context, session_id: SessionId) -> None:
+    """Archive a session: still listed (marked archived) and searchable."""
+    state = get_state(ctx)
+    with state.open() as store:
+        session = store.chat.archive_session(session_id)
+    console().print(Text(f"Archived session {session.id} "
+                         f"({one_line(session.title, 60) or 'untitled'}); make it active again "
+                         f"with `{state.command('sessions', 'restore', session.id)}`."),
+                    soft_wrap=True)
+
+
 @sessions_app.command("restore")
 def restore(ctx: typer.Context, session_id: SessionId) -> None:
     """Make a soft-deleted or archived session active again."""
