@@ -90,6 +90,9 @@ def test_list_and_namespaces(store):
     assert [s.key for s in store.settings.list("UI")] == ["UI.theme"]
     assert [s.key for s in store.settings.list("")] == ["plain"]
     assert store.settings.list("nothing") == []
+    with pytest.raises(InvalidInput, match="part of a key before its first dot") as error:
+        store.settings.list("ui.theme")  # a key, not a namespace: it found nothing
+    assert error.value.field == "namespace"
 
 
 def test_overwrite_moves_updated_at(store):

@@ -67,9 +67,14 @@ class SettingsStore:
             return conn.run(sql.DELETE_SETTING, (key,)) > 0
 
     def list(self, namespace: str | None = None) -> list[Setting]:
-        """Every setting, or those of one namespace, by key (read-only)."""
+        """Every setting, or those of one namespace (the part of a key before its first
+        dot: ``ui`` for ``ui.theme``; ``""`` for keys without a dot), by key (read-only)."""
         if namespace is not None and namespace != "":
             check_key("namespace", namespace)
+            if "." in namespace:
+                raise InvalidInput("namespace", f"{namespace!r} holds a dot: a namespace is "
+                                                "the part of a key before its first dot "
+                                                f"({namespace_of(namespace)!r} here)")
         with self._backend.read(CONCERN) as conn:
             if namespace is None:
                 rows = conn.all(sql.LIST_SETTINGS)
