@@ -499,7 +499,10 @@ def _search_index_sqlite(store: Any) -> list[Finding]:
         except sqlite3.DatabaseError as exc:
             findings.append(Finding(
                 "chat", "search_index", FTS_TABLE,
-                f"the full-text index does not match the messages it indexed ({exc})",
+                # FTS5's integrity-check says "database disk image is malformed" for
+                # any mismatch: the index's, not the file's (integrity checks that)
+                "the full-text index does not match the messages it indexed"
+                + ("" if "malformed" in str(exc) else f" ({exc})"),
                 repairable=True))
     return findings
 
