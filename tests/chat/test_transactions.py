@@ -318,6 +318,14 @@ def test_tasks_sharing_a_transaction_take_turns(stores):
     assert [m.seq for m in sync.chat.history(session_id)] == list(range(1, 25))
 
 
+async def held_nested_block(store, session_id, opened, release):
+    """A task's nested block, left open (with one message) from ``opened`` to ``release``."""
+    async with store.transaction():
+        await store.chat.append(session_id, "user", "in the nested block")
+        opened.set()
+        await release.wait()
+
+
 def test_a_call_beside_another_tasks_nested_block_is_refused(stores):
     """While one task has a nested block open, another task's call would land inside
     that block's savepoint (undone with it): it is refused, and the enclosing block,
@@ -327,12 +335,6 @@ def test_a_call_beside_another_tasks_nested_block_is_refused(stores):
         session = await store.chat.create_session(title="nested")
         inside = asyncio.Event()
         done = asyncio.Event()
-
-        async def nested_block():
-            async with store.transaction():
-                await store.chat.append(session.id, "user", "in the nested block")
-                inside.set()
-                await done.wait()
 
         async def beside():
             await inside.wait()
@@ -344,7 +346,8 @@ def test_a_call_beside_another_tasks_nested_block_is_refused(stores):
         with pytest.raises(agentkeep.AgentkeepError, match="nested transaction block"):
             async with store.transaction():
                 await store.chat.append(session.id, "user", "outer")
-                await asyncio.gather(nested_block(), beside())
+                await asyncio.gather(held_nested_block(store, session.id, inside, done),
+                                     beside())
         return store.sync, session.id
 
     sync, session_id = run(main())
@@ -383,16 +386,11 @@ def test_a_block_ended_with_another_tasks_nested_block_open_rolls_back(stores):
         opened = asyncio.Event()
         release = asyncio.Event()
 
-        async def nested_block():
-            async with store.transaction():
-                await store.chat.append(session.id, "user", "nested")
-                opened.set()
-                await release.wait()
-
         with pytest.raises(agentkeep.AgentkeepError, match="still open"):
             async with store.transaction():
                 await store.chat.append(session.id, "user", "outer")
-                task = asyncio.ensure_future(nested_block())
+                task = asyncio.ensure_future(
+                    held_nested_block(store, session.id, opened, release))
                 await opened.wait()
         release.set()
         with pytest.raises(agentkeep.AgentkeepError, match="already ended"):
