@@ -428,3 +428,39 @@ def test_chat_0007_indexes_the_store_again_as_sqlite_splits_words(stores):
     assert found("app.py") == ["open src/app.py"]
     assert found("café") == ["un café noir"]
     store.close()
+
+
+def test_chat_0008_folds_accents_in_messages_indexed_before_it(stores):
+    """chat_0008 (PostgreSQL) indexes with a configuration that folds accents: messages
+    indexed before it with `english` are indexed again, those without accents stay."""
+    store = stores.open()
+    session = store.chat.create_session()
+    for text in ("un café noir", "l'école", "plain words"):
+        store.chat.append(session.id, "user", text)
+    backend = backend_for(stores)
+    try:
+        alembic_ops.downgrade(backend, "chat", "chat_0007")
+        if stores.backend == "postgres":  # indexed as chat_0007's code did
+            with backend.write("chat") as conn:
+                conn.run("DELETE FROM search_backlog")
+                conn.run("DELETE FROM message_search")
+                conn.run("INSERT INTO message_search (pk, search_vector) "
+                         "SELECT pk, to_tsvector('english', content) FROM messages")
+                assert conn.one("SELECT count(*) FROM pg_ts_config c JOIN pg_namespace n "
+                                "ON n.oid = c.cfgnamespace WHERE n.nspname = current_schema() "
+                                "AND c.cfgname = 'search_english'") == (0,)  # dropped
+        alembic_ops.upgrade(backend, "chat")
+        assert alembic_ops.drift(backend, "chat") == []
+        if stores.backend == "postgres":  # the two with accents are queued again
+            with backend.read("chat") as conn:
+                assert conn.one("SELECT count(*) FROM search_backlog")[0] == 2
+    finally:
+        backend.close()
+
+    def found(query):
+        return sorted(h.message.content for h in store.chat.search(query))
+
+    assert found("cafe") == ["un café noir"]
+    assert found("ecole OR words") == ["l'école", "plain words"]
+    assert found("café") == ["un café noir"]
+    store.close()

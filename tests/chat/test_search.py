@@ -192,6 +192,23 @@ def test_search_finds_unicode_words(store):
     assert found(store, "東京") == {"東京 trip planning"}
 
 
+def test_search_folds_accents_alike_on_both_backends(store):
+    """FTS5 folds accents (remove_diacritics 2); PostgreSQL does since chat_0008 through
+    unaccent: either spelling finds the other, and the snippet marks the word as written."""
+    session = store.chat.create_session()
+    for text in ("Um café em Lisboa", "L'ÉCOLE est fermée", "Ein Tag in Köln", "plain cafe"):
+        store.chat.append(session.id, "user", text)
+    assert found(store, "cafe") == {"Um café em Lisboa", "plain cafe"}
+    assert found(store, "CAFÉ") == {"Um café em Lisboa", "plain cafe"}
+    assert found(store, "ecole fermee") == {"L'ÉCOLE est fermée"}
+    assert found(store, "koln") == {"Ein Tag in Köln"}
+    assert found(store, "ko*") == {"Ein Tag in Köln"}
+    assert found(store, '"ein tag in koln"') == {"Ein Tag in Köln"}
+    (hit,) = store.chat.search("ecole")
+    assert hit.snippet.endswith("[ÉCOLE] est fermée")
+    assert "[café]" in store.chat.search("cafe lisboa")[0].snippet
+
+
 def test_search_finds_the_words_of_addresses_files_and_numbers(store):
     """PostgreSQL's parser keeps these whole and SQLite splits them: both find the parts
     and the whole (chat_0007)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import uuid
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -18,7 +19,12 @@ from agentkeep.chat.search_syntax import (
     to_fts5,
     to_tsquery_sql,
 )
-from agentkeep.chat.sql import SEARCH_TEXT_POSTGRES
+from agentkeep.chat.sql import (
+    ENSURE_UNACCENT_POSTGRES,
+    MAKE_SEARCH_CONFIG_POSTGRES,
+    SEARCH_CONFIG_POSTGRES,
+    SEARCH_TEXT_POSTGRES,
+)
 from agentkeep.errors import InvalidInput
 
 PG_URL = os.environ.get("AGENTKEEP_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -72,11 +78,14 @@ CASES = {
     "RÉSUMÉ": {11},
     "köln": {11},
     "kö*": {11},
+    # accents fold on both (FTS5's remove_diacritics 2; unaccent on PostgreSQL, chat_0008)
+    "cafe": {4},
+    "resume": {11},
+    "koln": {11},
+    "ko*": {11},
 }
-# Stop words differ: PostgreSQL's English configuration drops "don" and "t". FTS5 folds
-# accents (remove_diacritics 2); PostgreSQL would need the unaccent extension.
-FTS5_ONLY_CASES = {"don't": {5}, "DON'T like": {5}, "don": {5}, "cafe": {4},
-                   "resume": {11}, "koln": {11}}
+# Stop words differ: PostgreSQL's English configuration drops "don" and "t".
+FTS5_ONLY_CASES = {"don't": {5}, "DON'T like": {5}, "don": {5}}
 
 SPECIALS = [
     "OR",
@@ -225,10 +234,11 @@ def test_to_fts5_escapes_quotes_in_hand_built_terms() -> None:
 
 def test_to_tsquery_sql_shape() -> None:
     sql, params = to_tsquery_sql(parse_query("lisbon flig* OR porto -bus -night"), "simple")
+    config = "(SELECT CAST(CAST('simple' AS text) AS regconfig))"  # looked up as it runs
     assert sql == (
-        "(phraseto_tsquery('simple', ?) && (to_tsquery('simple', ?) || "
-        "phraseto_tsquery('simple', ?)) && !!(phraseto_tsquery('simple', ?) || "
-        "phraseto_tsquery('simple', ?)))"
+        f"(phraseto_tsquery({config}, ?) && (to_tsquery({config}, ?) || "
+        f"phraseto_tsquery({config}, ?)) && !!(phraseto_tsquery({config}, ?) || "
+        f"phraseto_tsquery({config}, ?)))"
     )
     assert params == ["lisbon", "flig:*", "porto", "bus", "night"]
 
@@ -309,19 +319,25 @@ def pg():
             pytest.fail(f"AGENTKEEP_REQUIRE_PG=1 but {reason}")
         pytest.skip(reason)
     conn.add_notice_handler(lambda diag: None)  # "only stop words" notices are expected
+    schema = f"search_syntax_{uuid.uuid4().hex[:12]}"  # the store's search configuration
+    conn.execute(f"CREATE SCHEMA {schema}")
+    conn.execute(f"SET search_path = {schema}")
+    conn.execute(ENSURE_UNACCENT_POSTGRES)
+    conn.execute(MAKE_SEARCH_CONFIG_POSTGRES)
     conn.execute("CREATE TEMP TABLE search_syntax_t (id int PRIMARY KEY, content text)")
     with conn.cursor() as cur:
         cur.executemany("INSERT INTO search_syntax_t VALUES (%s, %s)", list(ROWS.items()))
     yield conn
+    conn.execute(f"DROP SCHEMA {schema} CASCADE")
     conn.close()
 
 
 def pg_rows(conn, text: str) -> set[int]:
-    expr, params = to_tsquery_sql(parse_query(text))
+    expr, params = to_tsquery_sql(parse_query(text), SEARCH_CONFIG_POSTGRES)
     text_sql = SEARCH_TEXT_POSTGRES.replace("m.content", "content")  # as indexed
     sql = (
         "SELECT id FROM search_syntax_t"
-        f" WHERE to_tsvector('english', {text_sql}) @@ {expr.replace('?', '%s')}"
+        f" WHERE to_tsvector('{SEARCH_CONFIG_POSTGRES}', {text_sql}) @@ {expr.replace('?', '%s')}"
     )
     return {row[0] for row in conn.execute(sql, params)}
 

@@ -9,6 +9,7 @@ from datetime import datetime
 import pytest
 from ops_helpers import cli, raw
 
+import agentkeep
 from agentkeep.demo import generate
 from agentkeep.ops.check import MAX_LISTED, check
 from conftest import damage_sqlite
@@ -366,3 +367,41 @@ def test_bad_repair_flag_is_refused(store):
 
     with pytest.raises(InvalidInput, match="repair"):
         check(store, repair="yes")
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("damage", ["dropped", "not folding"])
+def test_postgres_search_configuration_is_made_again_by_repair(stores, damage):
+    """chat_0008's configuration: without it every search fails; mapped without unaccent,
+    'cafe' no longer finds 'café'. --repair makes it again and re-indexes what has
+    accents."""
+    store = stores.open()
+    session = store.chat.create_session()
+    store.chat.append(session.id, "user", "un café noir")
+    store.chat.append(session.id, "user", "plain words")
+    assert len(store.chat.search("cafe")) == 1  # indexed: the queue is empty again
+    with raw(stores) as run:
+        if damage == "dropped":
+            run("DROP TEXT SEARCH CONFIGURATION search_english")
+        else:
+            run("ALTER TEXT SEARCH CONFIGURATION search_english "
+                "ALTER MAPPING FOR word, hword, hword_part WITH english_stem")
+            run("DELETE FROM message_search")
+            run("INSERT INTO message_search (pk, search_vector) "
+                "SELECT pk, to_tsvector('search_english', content) FROM messages")
+    if damage == "dropped":
+        with pytest.raises(agentkeep.AgentkeepError, match="search_english"):
+            store.chat.search("cafe")
+    else:
+        assert store.chat.search("cafe") == []
+    (finding,) = check(store)
+    assert (finding.kind, finding.table, finding.repairable) == ("search_index", None, True)
+    assert "search_english" in finding.detail
+    assert ("missing" in finding.detail) == (damage == "dropped")
+    repaired = check(store, repair=True)
+    assert [f.repaired for f in repaired] == [True]
+    assert any("(folding accents)" in line and "queued 1 message(s)" in line
+               for line in repaired.repairs), repaired.repairs
+    assert [hit.message.content for hit in store.chat.search("cafe")] == ["un café noir"]
+    assert [hit.message.content for hit in store.chat.search("plain")] == ["plain words"]
+    assert check(store).is_clean

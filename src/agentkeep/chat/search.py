@@ -130,7 +130,7 @@ class Search(ChatBase):
                          start: str, stop: str) -> list[SearchHit]:
         from .search_syntax import to_tsquery_sql
 
-        expression, query_params = to_tsquery_sql(parsed)
+        expression, query_params = to_tsquery_sql(parsed, sql.SEARCH_CONFIG_POSTGRES)
         options = (f'StartSel="{start}", StopSel="{stop}", MaxWords=24, MinWords=8, '
                    'MaxFragments=2, FragmentDelimiter=" … "')
         with self._read() as conn:

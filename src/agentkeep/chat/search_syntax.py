@@ -30,6 +30,8 @@ from dataclasses import dataclass
 
 from agentkeep.errors import InvalidInput
 
+from .sql import regconfig_sql
+
 __all__ = [
     "MAX_QUERY_CHARS",
     "MAX_TERMS",
@@ -191,8 +193,8 @@ def to_tsquery_sql(query: Query, config: str = "english") -> tuple[str, list[str
     """Compile a query into a PostgreSQL expression of type ``tsquery``.
 
     User text is never put into the SQL: each word or phrase becomes
-    ``phraseto_tsquery('<config>', ?)`` bound to its words, and each prefix becomes
-    ``to_tsquery('<config>', ?)`` bound to ``word:*`` (the word holds only letters and
+    ``phraseto_tsquery(<config>, ?)`` bound to its words, and each prefix becomes
+    ``to_tsquery(<config>, ?)`` bound to ``word:*`` (the word holds only letters and
     digits, so it is inert in ``to_tsquery`` syntax). Terms are combined with ``&&`` and
     ``||``; exclusions are appended as ``&& !!(x || y)``. The placeholder is ``?``.
 
@@ -212,15 +214,16 @@ def to_tsquery_sql(query: Query, config: str = "english") -> tuple[str, list[str
         raise InvalidInput("config", "must be a text search configuration name ([a-z_]+)")
     _check(query)
     params: list[str] = []
+    config_sql = regconfig_sql(config)
 
     def term_sql(term: Term) -> str:
         if term.is_prefix:
             if len(term.words) != 1 or not _RUN.fullmatch(term.words[0]):
                 raise _invalid("a prefix must be a single word of letters and digits")
             params.append(f"{term.words[0]}:*")
-            return f"to_tsquery('{config}', ?)"
+            return f"to_tsquery({config_sql}, ?)"
         params.append(" ".join(term.words))
-        return f"phraseto_tsquery('{config}', ?)"
+        return f"phraseto_tsquery({config_sql}, ?)"
 
     parts = [
         term_sql(g[0]) if len(g) == 1 else "(" + " || ".join(map(term_sql, g)) + ")"

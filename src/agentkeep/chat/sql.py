@@ -557,11 +557,81 @@ LOCK_BACKLOG_POSTGRES = (
 # whole (user@example.com, app.py, 4.1, 3.14) where SQLite's unicode61 splits them into
 # words: "example", "app.py" or "3.14" found nothing there. Messages are indexed with
 # ASCII punctuation turned into spaces (chat_0007), so both backends split words alike
-# (~8 % more to_tsvector time). Accents are not folded here (docs/architecture.md).
+# (~8 % more to_tsvector time).
 SEARCH_TEXT_POSTGRES = "regexp_replace(m.content, '[!-/:-@[-`{-~]+', ' ', 'g')"
+
+
+def regconfig_sql(config: str) -> str:
+    """The text search configuration ``config`` as an SQL expression looked up each time
+    the statement runs (once per statement: a subquery), not when it is prepared: a
+    quoted name is resolved to the configuration's OID at parse time, and a pooled
+    connection's prepared statement would keep that OID after the configuration is made
+    again (``check --repair``, a restore): "cache lookup failed" on every search."""
+    return f"(SELECT CAST(CAST('{config}' AS text) AS regconfig))"
+
+
+# Messages are indexed, queries parsed and snippets marked with the store's text search
+# configuration (chat_0008): a copy of `english` in which words holding letters beyond
+# ASCII go through the `unaccent` dictionary first, so accents fold as FTS5's
+# remove_diacritics folds them ("cafe" finds "café", "Café" is marked). The dictionary
+# is always agentkeep_unaccent.unaccent, a fixed name that a backup's configuration
+# refers to on any server: the extension's own when agentkeep installs it there (it is
+# a trusted extension: the CREATE privilege on the database is enough), else one made
+# from the template of the extension installed elsewhere. Without it (the extension not
+# on the server, or not permitted) the configuration is plain `english`; `check` says so.
+SEARCH_CONFIG_POSTGRES = "search_english"
+_SEARCH_CONFIG_SQL = regconfig_sql(SEARCH_CONFIG_POSTGRES)
+UNACCENT_DICTIONARY = "agentkeep_unaccent.unaccent"
+_UNACCENT_EXISTS = (
+    "EXISTS (SELECT 1 FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace "
+    "WHERE n.nspname = 'agentkeep_unaccent' AND d.dictname = 'unaccent')"
+)
+ENSURE_UNACCENT_POSTGRES = f"""DO $agentkeep$
+DECLARE home text;
+BEGIN
+  IF NOT {_UNACCENT_EXISTS} THEN
+    BEGIN
+      CREATE SCHEMA IF NOT EXISTS agentkeep_unaccent;
+      SELECT n.nspname INTO home FROM pg_extension e
+        JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'unaccent';
+      IF home IS NULL THEN
+        CREATE EXTENSION unaccent SCHEMA agentkeep_unaccent;
+      ELSE
+        EXECUTE 'CREATE TEXT SEARCH DICTIONARY agentkeep_unaccent.unaccent (TEMPLATE = '
+          || quote_ident(home) || '.unaccent, RULES = unaccent)';
+      END IF;
+    EXCEPTION WHEN OTHERS THEN
+      NULL;  -- not on this server, or not permitted: accents are not folded
+    END;
+  END IF;
+END $agentkeep$"""
+# Made in the concern's schema (the first on search_path); folds when the dictionary is
+# there, and leaves a folding configuration as it is when it is not.
+MAKE_SEARCH_CONFIG_POSTGRES = f"""DO $agentkeep$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_ts_config c JOIN pg_namespace n
+                 ON n.oid = c.cfgnamespace WHERE n.nspname = current_schema()
+                 AND c.cfgname = '{SEARCH_CONFIG_POSTGRES}') THEN
+    CREATE TEXT SEARCH CONFIGURATION {SEARCH_CONFIG_POSTGRES} (COPY = pg_catalog.english);
+  END IF;
+  IF {_UNACCENT_EXISTS} THEN
+    ALTER TEXT SEARCH CONFIGURATION {SEARCH_CONFIG_POSTGRES}
+      ALTER MAPPING FOR word, hword, hword_part WITH {UNACCENT_DICTIONARY}, english_stem;
+    ALTER TEXT SEARCH CONFIGURATION {SEARCH_CONFIG_POSTGRES}
+      ALTER MAPPING FOR numword, numhword, hword_numpart WITH {UNACCENT_DICTIONARY}, simple;
+  END IF;
+END $agentkeep$"""
+# Only a message with a character beyond ASCII can index differently once accents fold:
+# its vector is dropped and it is queued, indexed again by the next search or optimize.
+REQUEUE_ACCENTED_POSTGRES = (
+    "WITH accented AS (DELETE FROM message_search x USING messages m WHERE m.pk = x.pk "
+    "AND m.content ~ '[^\\x01-\\x7f]' RETURNING x.pk) "
+    "INSERT INTO search_backlog (pk) SELECT pk FROM accented ON CONFLICT (pk) DO NOTHING"
+)
 _INDEX_QUEUED = (
     "INSERT INTO message_search (pk, search_vector) "
-    f"SELECT m.pk, to_tsvector('english', {SEARCH_TEXT_POSTGRES}) FROM queued "
+    f"SELECT m.pk, to_tsvector({_SEARCH_CONFIG_SQL}, {SEARCH_TEXT_POSTGRES}) "
+    "FROM queued "
     "JOIN messages m ON m.pk = queued.pk ON CONFLICT (pk) DO NOTHING"
 )
 INDEX_BACKLOG_POSTGRES = f"WITH queued AS (DELETE FROM search_backlog RETURNING pk) {_INDEX_QUEUED}"
@@ -579,7 +649,8 @@ VACUUM_BACKLOG_POSTGRES = "VACUUM search_backlog"  # outside a transaction
 # test covers a session deleted since the caller looked for deleted ones.
 _SEARCH_HITS_POSTGRES = (
     f"SELECT {MESSAGE_COLUMNS['postgresql']}, s.title, "
-    "ts_headline('english', m.content, top.query, ?), top.rank FROM top "
+    f"ts_headline({_SEARCH_CONFIG_SQL}, m.content, top.query, ?), top.rank "
+    "FROM top "
     "JOIN messages m ON m.pk = top.pk JOIN sessions s ON s.id = m.session_id "
     "WHERE s.status <> 'deleted' ORDER BY top.rank DESC, top.pk DESC"
 )

@@ -58,7 +58,7 @@ SCHEMA_MARKER = "__agentkeep_schema__"
 # lock_postgres_schema runs first and SQLAlchemy's catalogue queries are left out; any
 # other statement (a SELECT that could change state) stops the recording.
 _KEPT = ("CREATE", "ALTER", "DROP", "INSERT", "UPDATE", "DELETE", "COMMENT", "DO",
-         "GRANT", "REVOKE", "TRUNCATE")
+         "GRANT", "REVOKE", "TRUNCATE", "WITH")
 _SKIPPED = ("SELECT set_config('lock_timeout', ", "SELECT pg_advisory_xact_lock(",
             "CREATE SCHEMA IF NOT EXISTS ",
             "SET LOCAL search_path TO ", "SELECT pg_catalog.")

@@ -16,8 +16,10 @@ foreign_key         SQLite ``PRAGMA foreign_key_check``; PostgreSQL     no
 search_index        SQLite: FTS5 ``integrity-check`` against the        rebuild (SQLite),
                     messages, high-water mark above the newest         queue the
                     message; PostgreSQL: the vector table, its index   missing
-                    and trigger exist, every message is indexed or     (PostgreSQL)
-                    queued
+                    and trigger exist, every message is indexed or     (PostgreSQL),
+                    queued, the text search configuration exists and   re-make the
+                    folds accents (a note where the unaccent           configuration
+                    extension is not on the server)                    (PostgreSQL)
 drift               the live schema against ``tables.py``               no
 counters            session counters against a recount (one query)     recount
 head_depth          ``sessions.head_depth`` against the head's depth   recompute
@@ -129,6 +131,18 @@ PG_SEARCH_STRUCTURES = (
     "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = ? "
     "AND c.relname = 'messages' AND t.tgname = 'messages_queue_for_search' "
     "AND t.tgenabled <> 'D')"
+)
+# The store's text search configuration (chat_0008): present, folding accents (its
+# words mapped through agentkeep's unaccent dictionary), and whether the server has the
+# extension.
+PG_SEARCH_CONFIG = (
+    "SELECT cfg IS NOT NULL, EXISTS (SELECT 1 FROM pg_ts_config_map m "
+    "JOIN pg_ts_dict d ON d.oid = m.mapdict JOIN pg_namespace n ON n.oid = d.dictnamespace "
+    "WHERE m.mapcfg = cfg AND n.nspname || '.' || d.dictname = ? AND m.maptokentype = "
+    "(SELECT tokid FROM ts_token_type('default') WHERE alias = 'word')), "
+    "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'unaccent') "
+    "FROM (SELECT (SELECT c.oid FROM pg_ts_config c JOIN pg_namespace n "
+    "ON n.oid = c.cfgnamespace WHERE n.nspname = ? AND c.cfgname = ?) AS cfg) AS config"
 )
 # Messages neither indexed nor queued: search would never find them.
 _UNSEARCHABLE = (
@@ -507,11 +521,18 @@ def _search_index_sqlite(store: Any) -> list[Finding]:
     return findings
 
 
-def _search_index_postgres(backend: Any) -> list[Finding]:
+def _search_config(conn: Any, schema: str) -> tuple[bool, bool, bool]:
+    """PostgreSQL: (the configuration exists, it folds accents, unaccent is on the server)."""
+    return conn.one(PG_SEARCH_CONFIG, (chat_sql.UNACCENT_DICTIONARY, schema,
+                                       chat_sql.SEARCH_CONFIG_POSTGRES))
+
+
+def _search_index_postgres(backend: Any, notes: list[str]) -> list[Finding]:
     schema = backend.schema("chat")
     with backend.read("chat") as conn:
         table, index, trigger = conn.one(PG_SEARCH_STRUCTURES, (schema, schema, schema))
         missing = conn.one(PG_UNSEARCHABLE)[0] if table else 0
+        config, folds, available = _search_config(conn, schema)
     findings = []
     for present, what in ((table, "the message_search table is missing"),
                           (index, "the GIN index message_search_vector is missing: search "
@@ -528,6 +549,23 @@ def _search_index_postgres(backend: Any) -> list[Finding]:
         findings.append(Finding("chat", "search_index", "message_search",
                                 f"{missing} message(s) neither indexed nor queued for search: "
                                 "search does not find them", repairable=True))
+    name = chat_sql.SEARCH_CONFIG_POSTGRES
+    if not config:
+        findings.append(Finding("chat", "search_index", None,
+                                f"the text search configuration {name} is missing: every "
+                                "search fails", repairable=True))
+    elif not folds and available:
+        findings.append(Finding("chat", "search_index", None,
+                                f"search does not fold accents ('cafe' does not find 'café'): "
+                                f"the text search configuration {name} does not use the "
+                                f"unaccent dictionary {chat_sql.UNACCENT_DICTIONARY}",
+                                repairable=True))
+    elif not folds:
+        note = ("chat: search does not fold accents on this server ('cafe' does not find "
+                "'café'): PostgreSQL's unaccent extension (a contrib module) is not "
+                "installed there; once it is, `agentkeep check --repair` folds them")
+        if note not in notes:  # the check runs again after a repair
+            notes.append(note)
     return findings
 
 
@@ -641,16 +679,28 @@ def _orphaned_tool_calls(backend: Any) -> list[Finding]:
 def _repair_search_index(backend: Any) -> str:
     if backend.dialect == "postgresql":
         schema = backend.schema("chat")
+        made = []
         with backend.write("chat") as conn:
             table, _, trigger = conn.one(PG_SEARCH_STRUCTURES, (schema, schema, schema))
             if table and not trigger:
                 for statement in PG_QUEUE_TRIGGER:
                     conn.run(statement)
-            queued = conn.run(PG_QUEUE_UNSEARCHABLE) if table else 0
-        made = "re-created the trigger messages_queue_for_search and " \
-            if table and not trigger else ""
-        return (f"chat: {made}queued {queued} message(s) for search (indexed by the next "
-                "search or optimize)")
+                made.append("re-created the trigger messages_queue_for_search")
+            config, folds, _ = _search_config(conn, schema)
+            queued = 0
+            if not (config and folds):
+                conn.run(chat_sql.ENSURE_UNACCENT_POSTGRES)
+                conn.run(chat_sql.MAKE_SEARCH_CONFIG_POSTGRES)
+                folds = _search_config(conn, schema)[1]
+                made.append(f"made the text search configuration "
+                            f"{chat_sql.SEARCH_CONFIG_POSTGRES} "
+                            f"({'folding' if folds else 'not folding'} accents)")
+                if table:  # messages with accents index differently now
+                    queued += conn.run(chat_sql.REQUEUE_ACCENTED_POSTGRES)
+            queued += conn.run(PG_QUEUE_UNSEARCHABLE) if table else 0
+        made.append(f"queued {queued} message(s) for search (indexed by the next search "
+                    "or optimize)")
+        return "chat: " + ", ".join(made)
     with backend.write("chat") as conn:
         conn.run(FTS_REBUILD)
         newest = conn.one(NEWEST_MESSAGE)[0]
@@ -729,7 +779,7 @@ def _chat_checks(store: Any, notes: list[str]) -> dict[str, Any]:
     def search() -> list[Finding]:
         if backend.dialect == "sqlite":
             return _search_index_sqlite(store)
-        return _search_index_postgres(backend)
+        return _search_index_postgres(backend, notes)
 
     return {
         "search_index": (search, lambda: _repair_search_index(backend)),

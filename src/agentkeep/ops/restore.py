@@ -50,6 +50,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from ..chat import sql as chat_sql
 from ..config import StoreConfig, resolve
 from ..errors import (
     AgentkeepError,
@@ -638,7 +639,9 @@ def _pg_plan(conn: Any, manifest: Manifest, targets: dict[str, str],
     """The SQL run before and after the archive's script in the one transaction, and the
     schemas the replaced store is kept in."""
     stamp = datetime.now(timezone.utc).strftime("%Y%m%d%H%M%S")
-    pre = [f"SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'"]
+    # The archive's search configuration refers to agentkeep's unaccent dictionary: have
+    # it on this server when it can be had (docs/architecture.md, "Search").
+    pre = [f"SET LOCAL lock_timeout = '{PG_LOCK_TIMEOUT}'", chat_sql.ENSURE_UNACCENT_POSTGRES]
     post: list[str] = []
     kept: list[str] = []
     taken: set[str] = set()
@@ -766,4 +769,10 @@ def _psql_error(stderr: str, shown: Path, where: str) -> AgentkeepError:
         return StoreUnavailable(f"{where}: the server ran out of room ({line})" + unchanged)
     if "could not connect" in lowered or "connection to server" in lowered:
         return StoreUnavailable(f"cannot connect to {where}: {line}" + unchanged)
+    if chat_sql.UNACCENT_DICTIONARY in stderr:
+        return StoreUnavailable(
+            f"{where}: the backup's search folds accents with PostgreSQL's unaccent "
+            "extension, which this server does not have or agentkeep may not install "
+            f"({line}); install it (CREATE EXTENSION unaccent SCHEMA agentkeep_unaccent), "
+            "then restore again" + unchanged)
     return AgentkeepError(f"restoring {shown} into {where} failed: {line}" + unchanged)
