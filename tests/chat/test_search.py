@@ -286,3 +286,18 @@ def test_a_backlog_past_the_parallel_threshold_is_indexed_whole(stores, pool_siz
     assert len(store.chat.search("tag3", limit=10_000)) == len(range(3, total, 7))
     late = store.chat.append(session.id, "user", "appended after the catch up")
     assert [hit.message.id for hit in store.chat.search("appended catch")] == [late.id]
+
+
+def test_a_message_too_long_for_one_vector_does_not_stop_search(store):
+    """1.3 MB of distinct words made a PostgreSQL tsvector over its 1 MB limit: every
+    search failed for good. Now such a message is indexed as far as its vector fits
+    (all of it on SQLite), and the messages around it are found."""
+    session = store.chat.create_session()
+    store.chat.append(session.id, "user", "before the long one: apricot")
+    long_text = "firstword " + " ".join(f"tok{i:06d}x" for i in range(120_000))
+    store.chat.append(session.id, "tool", long_text)
+    store.chat.append(session.id, "user", "after the long one: kiwifruit")
+    assert found(store, "apricot") == {"before the long one: apricot"}
+    assert found(store, "kiwifruit") == {"after the long one: kiwifruit"}
+    assert [hit.message.role for hit in store.chat.search("firstword")] == ["tool"]
+    assert [hit.message.role for hit in store.chat.search("tok000100x")] == ["tool"]

@@ -370,11 +370,12 @@ def test_bad_repair_flag_is_refused(store):
 
 
 @POSTGRES_ONLY
-@pytest.mark.parametrize("damage", ["dropped", "not folding"])
+@pytest.mark.parametrize("damage", ["dropped", "not folding", "no long-text function"])
 def test_postgres_search_configuration_is_made_again_by_repair(stores, damage):
-    """chat_0008's configuration: without it every search fails; mapped without unaccent,
-    'cafe' no longer finds 'café'. --repair makes it again and re-indexes what has
-    accents."""
+    """chat_0008's configuration and function: without the configuration every search
+    fails; mapped without unaccent, 'cafe' no longer finds 'café'; without the function a
+    message over 256 KB fails every search. --repair makes them again (and re-indexes
+    what has accents)."""
     store = stores.open()
     session = store.chat.create_session()
     store.chat.append(session.id, "user", "un café noir")
@@ -383,25 +384,31 @@ def test_postgres_search_configuration_is_made_again_by_repair(stores, damage):
     with raw(stores) as run:
         if damage == "dropped":
             run("DROP TEXT SEARCH CONFIGURATION search_english")
-        else:
+        elif damage == "not folding":
             run("ALTER TEXT SEARCH CONFIGURATION search_english "
                 "ALTER MAPPING FOR word, hword, hword_part WITH english_stem")
             run("DELETE FROM message_search")
             run("INSERT INTO message_search (pk, search_vector) "
                 "SELECT pk, to_tsvector('search_english', content) FROM messages")
+        else:
+            run("DROP FUNCTION search_vector_of_long_text(text)")
     if damage == "dropped":
         with pytest.raises(agentkeep.AgentkeepError, match="search_english"):
             store.chat.search("cafe")
-    else:
+    elif damage == "not folding":
         assert store.chat.search("cafe") == []
     (finding,) = check(store)
     assert (finding.kind, finding.table, finding.repairable) == ("search_index", None, True)
-    assert "search_english" in finding.detail
-    assert ("missing" in finding.detail) == (damage == "dropped")
+    expected = {"dropped": "search_english is missing", "not folding": "does not fold",
+                "no long-text function": "search_vector_of_long_text is missing"}[damage]
+    assert expected in finding.detail
     repaired = check(store, repair=True)
     assert [f.repaired for f in repaired] == [True]
-    assert any("(folding accents)" in line and "queued 1 message(s)" in line
-               for line in repaired.repairs), repaired.repairs
+    queued = 0 if damage == "no long-text function" else 1
+    assert any(f"queued {queued} message(s)" in line for line in repaired.repairs), \
+        repaired.repairs
+    store.chat.append(session.id, "tool", "long " + "filler " * 50_000)  # over 256 KB
     assert [hit.message.content for hit in store.chat.search("cafe")] == ["un café noir"]
     assert [hit.message.content for hit in store.chat.search("plain")] == ["plain words"]
+    assert [hit.message.role for hit in store.chat.search("filler")] == ["tool"]
     assert check(store).is_clean

@@ -628,11 +628,31 @@ REQUEUE_ACCENTED_POSTGRES = (
     "AND m.content ~ '[^\\x01-\\x7f]' RETURNING x.pk) "
     "INSERT INTO search_backlog (pk) SELECT pk FROM accented ON CONFLICT (pk) DO NOTHING"
 )
+# A tsvector holds at most 1 MB: one message of ~1.3 MB of distinct words (a log of ids)
+# failed every catch-up, and so every search, for good. A message over 256 KB (whose
+# vector always fits below it: at most ~3.3 bytes a character for ASCII, ~6.5 for other
+# scripts) is indexed by this function (chat_0008): all of it when its vector fits, else
+# as much of its start as fits. The CASE keeps the exception block's subtransaction off
+# the ordinary messages.
+LONG_TEXT_LIMIT = 262_144
+LONG_TEXT_VECTOR_POSTGRES = f"""CREATE OR REPLACE FUNCTION search_vector_of_long_text(body text)
+RETURNS tsvector LANGUAGE plpgsql AS $agentkeep$
+DECLARE kept integer := length(body);
+BEGIN
+  LOOP
+    BEGIN
+      RETURN to_tsvector({_SEARCH_CONFIG_SQL}, left(body, kept));
+    EXCEPTION WHEN program_limit_exceeded THEN
+      kept := kept * 3 / 4;  -- over 1 MB: index less of the start
+    END;
+  END LOOP;
+END $agentkeep$"""
 _INDEX_QUEUED = (
     "INSERT INTO message_search (pk, search_vector) "
-    f"SELECT m.pk, to_tsvector({_SEARCH_CONFIG_SQL}, {SEARCH_TEXT_POSTGRES}) "
-    "FROM queued "
-    "JOIN messages m ON m.pk = queued.pk ON CONFLICT (pk) DO NOTHING"
+    f"SELECT m.pk, CASE WHEN octet_length(m.content) <= {LONG_TEXT_LIMIT} "
+    f"THEN to_tsvector({_SEARCH_CONFIG_SQL}, {SEARCH_TEXT_POSTGRES}) "
+    f"ELSE search_vector_of_long_text({SEARCH_TEXT_POSTGRES}) END "
+    "FROM queued JOIN messages m ON m.pk = queued.pk ON CONFLICT (pk) DO NOTHING"
 )
 INDEX_BACKLOG_POSTGRES = f"WITH queued AS (DELETE FROM search_backlog RETURNING pk) {_INDEX_QUEUED}"
 # A long queue (a bulk import) is indexed in pk ranges on several connections at once:

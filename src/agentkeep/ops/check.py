@@ -19,7 +19,8 @@ search_index        SQLite: FTS5 ``integrity-check`` against the        rebuild 
                     and trigger exist, every message is indexed or     (PostgreSQL),
                     queued, the text search configuration exists and   re-make the
                     folds accents (a note where the unaccent           configuration
-                    extension is not on the server)                    (PostgreSQL)
+                    extension is not on the server), the function      or function
+                    that indexes long messages exists                  (PostgreSQL)
 drift               the live schema against ``tables.py``               no
 counters            session counters against a recount (one query)     recount
 head_depth          ``sessions.head_depth`` against the head's depth   recompute
@@ -144,6 +145,7 @@ PG_SEARCH_CONFIG = (
     "FROM (SELECT (SELECT c.oid FROM pg_ts_config c JOIN pg_namespace n "
     "ON n.oid = c.cfgnamespace WHERE n.nspname = ? AND c.cfgname = ?) AS cfg) AS config"
 )
+LONG_TEXT_FUNCTION = "search_vector_of_long_text"  # chat_0008
 # Messages neither indexed nor queued: search would never find them.
 _UNSEARCHABLE = (
     "FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_search x WHERE x.pk = m.pk) "
@@ -521,10 +523,13 @@ def _search_index_sqlite(store: Any) -> list[Finding]:
     return findings
 
 
-def _search_config(conn: Any, schema: str) -> tuple[bool, bool, bool]:
-    """PostgreSQL: (the configuration exists, it folds accents, unaccent is on the server)."""
-    return conn.one(PG_SEARCH_CONFIG, (chat_sql.UNACCENT_DICTIONARY, schema,
-                                       chat_sql.SEARCH_CONFIG_POSTGRES))
+def _search_config(conn: Any, schema: str) -> tuple[bool, bool, bool, bool]:
+    """PostgreSQL: (the configuration exists, it folds accents, unaccent is on the server,
+    the function that indexes long messages exists)."""
+    config, folds, available = conn.one(PG_SEARCH_CONFIG, (
+        chat_sql.UNACCENT_DICTIONARY, schema, chat_sql.SEARCH_CONFIG_POSTGRES))
+    function = conn.one(PG_HAS_FUNCTION, (schema, LONG_TEXT_FUNCTION)) is not None
+    return config, folds, available, function
 
 
 def _search_index_postgres(backend: Any, notes: list[str]) -> list[Finding]:
@@ -532,7 +537,7 @@ def _search_index_postgres(backend: Any, notes: list[str]) -> list[Finding]:
     with backend.read("chat") as conn:
         table, index, trigger = conn.one(PG_SEARCH_STRUCTURES, (schema, schema, schema))
         missing = conn.one(PG_UNSEARCHABLE)[0] if table else 0
-        config, folds, available = _search_config(conn, schema)
+        config, folds, available, function = _search_config(conn, schema)
     findings = []
     for present, what in ((table, "the message_search table is missing"),
                           (index, "the GIN index message_search_vector is missing: search "
@@ -549,6 +554,10 @@ def _search_index_postgres(backend: Any, notes: list[str]) -> list[Finding]:
         findings.append(Finding("chat", "search_index", "message_search",
                                 f"{missing} message(s) neither indexed nor queued for search: "
                                 "search does not find them", repairable=True))
+    if not function:
+        findings.append(Finding("chat", "search_index", None,
+                                f"the function {LONG_TEXT_FUNCTION} is missing: search fails "
+                                "once a message over 256 KB is queued", repairable=True))
     name = chat_sql.SEARCH_CONFIG_POSTGRES
     if not config:
         findings.append(Finding("chat", "search_index", None,
@@ -686,7 +695,10 @@ def _repair_search_index(backend: Any) -> str:
                 for statement in PG_QUEUE_TRIGGER:
                     conn.run(statement)
                 made.append("re-created the trigger messages_queue_for_search")
-            config, folds, _ = _search_config(conn, schema)
+            config, folds, _, function = _search_config(conn, schema)
+            if not function:
+                conn.run(chat_sql.LONG_TEXT_VECTOR_POSTGRES)
+                made.append(f"made the function {LONG_TEXT_FUNCTION}")
             queued = 0
             if not (config and folds):
                 conn.run(chat_sql.ENSURE_UNACCENT_POSTGRES)

@@ -248,6 +248,19 @@ BEGIN
   END IF;
 END $agentkeep$
 ;;
+CREATE OR REPLACE FUNCTION search_vector_of_long_text(body text)
+RETURNS tsvector LANGUAGE plpgsql AS $agentkeep$
+DECLARE kept integer := length(body);
+BEGIN
+  LOOP
+    BEGIN
+      RETURN to_tsvector((SELECT CAST(CAST('search_english' AS text) AS regconfig)), left(body, kept));
+    EXCEPTION WHEN program_limit_exceeded THEN
+      kept := kept * 3 / 4;  -- over 1 MB: index less of the start
+    END;
+  END LOOP;
+END $agentkeep$
+;;
 WITH accented AS (DELETE FROM message_search x USING messages m WHERE m.pk = x.pk AND m.content ~ '[^\x01-\x7f]' RETURNING x.pk) INSERT INTO search_backlog (pk) SELECT pk FROM accented ON CONFLICT (pk) DO NOTHING
 ;;
 UPDATE __agentkeep_schema__.alembic_version SET version_num='chat_0008' WHERE __agentkeep_schema__.alembic_version.version_num = 'chat_0007'

@@ -1,4 +1,5 @@
-"""PostgreSQL: search folds accents as SQLite's does (``cafe`` finds "café").
+"""PostgreSQL: search folds accents as SQLite's does (``cafe`` finds "café"), and finds
+a message too long for one tsvector.
 
 Messages are indexed, queries parsed and snippets marked with ``search_english``, a text
 search configuration in the concern's schema: PostgreSQL's ``english`` with words that
@@ -8,8 +9,11 @@ extension there, or makes the dictionary from wherever it is installed). Where t
 extension cannot be had, the configuration is plain ``english`` and ``agentkeep check``
 says that accents are not folded. Only messages with a character beyond ASCII can index
 differently: their vectors are dropped and they are queued, indexed again by the next
-search (or ``agentkeep optimize``). The downgrade drops the configuration and queues
-them again for ``english``. SQLite is untouched.
+search (or ``agentkeep optimize``). A message of more than 1 MB of distinct words made a
+vector over PostgreSQL's limit and failed every search: the function
+``search_vector_of_long_text`` (``sql.LONG_TEXT_VECTOR_POSTGRES``) indexes a message over
+256 KB, as much of it as fits. The downgrade drops both and queues the accented messages
+again for ``english``. SQLite is untouched.
 
 Revision ID: chat_0008
 Revises: chat_0007
@@ -19,6 +23,7 @@ from alembic import op
 
 from agentkeep.chat.sql import (
     ENSURE_UNACCENT_POSTGRES,
+    LONG_TEXT_VECTOR_POSTGRES,
     MAKE_SEARCH_CONFIG_POSTGRES,
     REQUEUE_ACCENTED_POSTGRES,
     SEARCH_CONFIG_POSTGRES,
@@ -35,11 +40,13 @@ def upgrade() -> None:
         return
     op.execute(ENSURE_UNACCENT_POSTGRES)
     op.execute(MAKE_SEARCH_CONFIG_POSTGRES)
+    op.execute(LONG_TEXT_VECTOR_POSTGRES)
     op.execute(REQUEUE_ACCENTED_POSTGRES)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    op.execute("DROP FUNCTION search_vector_of_long_text(text)")
     op.execute(f"DROP TEXT SEARCH CONFIGURATION {SEARCH_CONFIG_POSTGRES}")
     op.execute(REQUEUE_ACCENTED_POSTGRES)
