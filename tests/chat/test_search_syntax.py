@@ -42,6 +42,7 @@ ROWS = {
     9: "open src/app.py now",
     10: "Use gpt-4.1 and pi as 3.14",
     11: "Un résumé de Köln",
+    12: "Hindi: नमस्ते दुनिया; Thai: สวัสดีครับ.",
 }
 
 # Query -> expected row ids, the same on FTS5 and PostgreSQL (no English stop words).
@@ -83,6 +84,11 @@ CASES = {
     "resume": {11},
     "koln": {11},
     "ko*": {11},
+    # vowel signs are part of their word (PostgreSQL keeps it whole)
+    "नमस्ते": {12},
+    "दुनिया hindi": {12},
+    "สวัสดีครับ": {12},
+    "नम*": {12},
 }
 # Stop words differ: PostgreSQL's English configuration drops "don" and "t".
 FTS5_ONLY_CASES = {"don't": {5}, "DON'T like": {5}, "don": {5}}
@@ -164,6 +170,7 @@ def w(*words: str, prefix: bool = False) -> Term:
         ('x "night train', [[w("x")], [w("night", "train")]], []),
         ('abc"def ghi" jkl', [[w("abc")], [w("def", "ghi")], [w("jkl")]], []),
         ("CAFÉ 東京 İstanbul", [[w("café")], [w("東京")], [w("istanbul")]], []),
+        ("नमस्ते cafe\u0301", [[w("नमस्ते")], [w("cafe")]], []),
         ("content:x NEAR(a b)", [[w("content", "x")], [w("near", "a")], [w("b")]], []),
         ("x^2 (y)", [[w("x", "2")], [w("y")]], []),
     ],

@@ -25,6 +25,7 @@ a :class:`Query` into an FTS5 MATCH expression or a parameterised PostgreSQL exp
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -47,7 +48,11 @@ MAX_TERMS = 64
 
 SYNTAX_HINT = 'syntax: words, "phrases", OR, -exclude, prefix*'
 
-_RUN = re.compile(r"[^\W_]+", re.UNICODE)
+# Combining marks that are accents (Latin, Greek, Cyrillic): they end a run, as they are
+# folded away. Other marks (the vowel signs of Devanagari, Thai, ...) are part of their
+# word, as both backends index it: "नमस्ते" is one word, not "नमस" and "त".
+_ACCENT_MARKS = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF),
+                 (0xFE20, 0xFE2F))
 # Optional "-", then a quoted phrase (closing quote optional) or a bare token.
 _TOKEN = re.compile(r'\s*(-?)(?:"([^"]*)"?|([^\s"]*))')
 _CONFIG = re.compile(r"[a-z_]+")
@@ -74,9 +79,32 @@ def _invalid(problem: str, field: str = "query") -> InvalidInput:
     return InvalidInput(field, f"{problem}; {SYNTAX_HINT}")
 
 
+def _in_word(ch: str) -> bool:
+    if ch.isalnum():
+        return True
+    if ch < "\u0300" or unicodedata.category(ch)[0] != "M":
+        return False
+    point = ord(ch)
+    return not any(low <= point <= high for low, high in _ACCENT_MARKS)
+
+
+def _runs(text: str) -> list[str]:
+    """The words of ``text``: runs of letters and digits (with their non-accent marks)."""
+    runs, run = [], []
+    for ch in text:
+        if _in_word(ch):
+            run.append(ch)
+        elif run:
+            runs.append("".join(run))
+            run = []
+    if run:
+        runs.append("".join(run))
+    return runs
+
+
 def _term(body: str, quoted: bool) -> Term | None:
-    # Lowercasing may add marks ("İ" -> "i" + U+0307): keep only letters/digits of each run.
-    lowered = ("".join(_RUN.findall(run.lower())) for run in _RUN.findall(body.replace("*", "")))
+    # Lowercasing may add marks ("İ" -> "i" + U+0307): keep only the word characters.
+    lowered = ("".join(_runs(run.lower())) for run in _runs(body.replace("*", "")))
     runs = tuple(run for run in lowered if run)
     if not runs:
         return None
@@ -218,7 +246,7 @@ def to_tsquery_sql(query: Query, config: str = "english") -> tuple[str, list[str
 
     def term_sql(term: Term) -> str:
         if term.is_prefix:
-            if len(term.words) != 1 or not _RUN.fullmatch(term.words[0]):
+            if len(term.words) != 1 or _runs(term.words[0]) != [term.words[0]]:
                 raise _invalid("a prefix must be a single word of letters and digits")
             params.append(f"{term.words[0]}:*")
             return f"to_tsquery({config_sql}, ?)"
