@@ -43,6 +43,7 @@ ROWS = {
     10: "Use gpt-4.1 and pi as 3.14",
     11: "Un résumé de Köln",
     12: "Hindi: नमस्ते दुनिया; Thai: สวัสดีครับ.",
+    13: "Thanks! Its hash is ready",
 }
 
 # Query -> expected row ids, the same on FTS5 and PostgreSQL (no English stop words).
@@ -89,6 +90,9 @@ CASES = {
     "दुनिया hindi": {12},
     "สวัสดีครับ": {12},
     "नम*": {12},
+    # a prefix that is a stop word on PostgreSQL is taken as typed there
+    "than*": {13},
+    "has*": {13},
 }
 # Stop words differ: PostgreSQL's English configuration drops "don" and "t".
 FTS5_ONLY_CASES = {"don't": {5}, "DON'T like": {5}, "don": {5}}
@@ -242,12 +246,14 @@ def test_to_fts5_escapes_quotes_in_hand_built_terms() -> None:
 def test_to_tsquery_sql_shape() -> None:
     sql, params = to_tsquery_sql(parse_query("lisbon flig* OR porto -bus -night"), "simple")
     config = "(SELECT CAST(CAST('simple' AS text) AS regconfig))"  # looked up as it runs
+    prefix = (f"(SELECT CASE WHEN numnode(q) > 0 THEN q ELSE to_tsquery('simple', ?) END "
+              f"FROM to_tsquery({config}, ?) AS q)")  # a stop word taken as typed
     assert sql == (
-        f"(phraseto_tsquery({config}, ?) && (to_tsquery({config}, ?) || "
+        f"(phraseto_tsquery({config}, ?) && ({prefix} || "
         f"phraseto_tsquery({config}, ?)) && !!(phraseto_tsquery({config}, ?) || "
         f"phraseto_tsquery({config}, ?)))"
     )
-    assert params == ["lisbon", "flig:*", "porto", "bus", "night"]
+    assert params == ["lisbon", "flig:*", "flig:*", "porto", "bus", "night"]
 
 
 @pytest.mark.parametrize("config", ["English", "english'", "pg_catalog.english", "", "a b"])

@@ -222,7 +222,8 @@ def to_tsquery_sql(query: Query, config: str = "english") -> tuple[str, list[str
 
     User text is never put into the SQL: each word or phrase becomes
     ``phraseto_tsquery(<config>, ?)`` bound to its words, and each prefix becomes
-    ``to_tsquery(<config>, ?)`` bound to ``word:*`` (the word holds only letters and
+    ``to_tsquery(<config>, ?)`` bound to ``word:*`` (``to_tsquery('simple', ?)`` when the
+    configuration drops it as a stop word; the word holds only letters and
     digits, so it is inert in ``to_tsquery`` syntax). Terms are combined with ``&&`` and
     ``||``; exclusions are appended as ``&& !!(x || y)``. The placeholder is ``?``.
 
@@ -248,8 +249,11 @@ def to_tsquery_sql(query: Query, config: str = "english") -> tuple[str, list[str
         if term.is_prefix:
             if len(term.words) != 1 or _runs(term.words[0]) != [term.words[0]]:
                 raise _invalid("a prefix must be a single word of letters and digits")
-            params.append(f"{term.words[0]}:*")
-            return f"to_tsquery({config_sql}, ?)"
+            # A prefix that is a stop word ("than*", "has*") would match nothing: it is
+            # then taken as typed ('simple'), so it finds "thank" and "hash" as on SQLite.
+            params.extend([f"{term.words[0]}:*"] * 2)
+            return (f"(SELECT CASE WHEN numnode(q) > 0 THEN q ELSE to_tsquery('simple', ?) "
+                    f"END FROM to_tsquery({config_sql}, ?) AS q)")
         params.append(" ".join(term.words))
         return f"phraseto_tsquery({config_sql}, ?)"
 
