@@ -582,16 +582,24 @@ def regconfig_sql(config: str) -> str:
 SEARCH_CONFIG_POSTGRES = "search_english"
 _SEARCH_CONFIG_SQL = regconfig_sql(SEARCH_CONFIG_POSTGRES)
 UNACCENT_DICTIONARY = "agentkeep_unaccent.unaccent"
-_UNACCENT_EXISTS = (
-    "EXISTS (SELECT 1 FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace "
-    "WHERE n.nspname = 'agentkeep_unaccent' AND d.dictname = 'unaccent')"
+# What an administrator runs where agentkeep's role may not (checks and errors say it).
+UNACCENT_SETUP = ("CREATE SCHEMA agentkeep_unaccent; CREATE EXTENSION unaccent SCHEMA "
+                  "agentkeep_unaccent; GRANT USAGE ON SCHEMA agentkeep_unaccent TO PUBLIC")
+_UNACCENT = (
+    "SELECT 1 FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace "
+    "WHERE n.nspname = 'agentkeep_unaccent' AND d.dictname = 'unaccent'"
 )
+# Usable: there, and its schema open to this role (every role's stores share it).
+UNACCENT_USABLE = f"EXISTS ({_UNACCENT} AND has_schema_privilege(n.oid, 'USAGE'))"
 ENSURE_UNACCENT_POSTGRES = f"""DO $agentkeep$
 DECLARE home text;
 BEGIN
-  IF NOT {_UNACCENT_EXISTS} THEN
+  IF NOT EXISTS ({_UNACCENT}) THEN
     BEGIN
-      CREATE SCHEMA IF NOT EXISTS agentkeep_unaccent;
+      IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'agentkeep_unaccent') THEN
+        CREATE SCHEMA agentkeep_unaccent;
+        GRANT USAGE ON SCHEMA agentkeep_unaccent TO PUBLIC;
+      END IF;
       SELECT n.nspname INTO home FROM pg_extension e
         JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'unaccent';
       IF home IS NULL THEN
@@ -614,7 +622,7 @@ BEGIN
                  AND c.cfgname = '{SEARCH_CONFIG_POSTGRES}') THEN
     CREATE TEXT SEARCH CONFIGURATION {SEARCH_CONFIG_POSTGRES} (COPY = pg_catalog.english);
   END IF;
-  IF {_UNACCENT_EXISTS} THEN
+  IF {UNACCENT_USABLE} THEN
     ALTER TEXT SEARCH CONFIGURATION {SEARCH_CONFIG_POSTGRES}
       ALTER MAPPING FOR word, hword, hword_part WITH {UNACCENT_DICTIONARY}, english_stem;
     ALTER TEXT SEARCH CONFIGURATION {SEARCH_CONFIG_POSTGRES}

@@ -133,15 +133,21 @@ PG_SEARCH_STRUCTURES = (
     "AND c.relname = 'messages' AND t.tgname = 'messages_queue_for_search' "
     "AND t.tgenabled <> 'D')"
 )
-# The store's text search configuration (chat_0008): present, folding accents (its
-# words mapped through agentkeep's unaccent dictionary), and whether the server has the
-# extension.
+# The store's text search configuration (chat_0008): present; folding accents (its
+# words mapped through agentkeep's unaccent dictionary); whether this role can use that
+# dictionary; whether it could make it (the extension on the server, the dictionary not
+# made yet, CREATE on the database: ENSURE_UNACCENT may still be refused, e.g. where the
+# extension is not trusted, before PostgreSQL 13).
 PG_SEARCH_CONFIG = (
     "SELECT cfg IS NOT NULL, EXISTS (SELECT 1 FROM pg_ts_config_map m "
     "JOIN pg_ts_dict d ON d.oid = m.mapdict JOIN pg_namespace n ON n.oid = d.dictnamespace "
     "WHERE m.mapcfg = cfg AND n.nspname || '.' || d.dictname = ? AND m.maptokentype = "
     "(SELECT tokid FROM ts_token_type('default') WHERE alias = 'word')), "
+    f"{chat_sql.UNACCENT_USABLE}, "
     "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'unaccent') "
+    "AND has_database_privilege(current_database(), 'CREATE') AND NOT EXISTS "
+    "(SELECT 1 FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace "
+    "WHERE n.nspname = 'agentkeep_unaccent' AND d.dictname = 'unaccent') "
     "FROM (SELECT (SELECT c.oid FROM pg_ts_config c JOIN pg_namespace n "
     "ON n.oid = c.cfgnamespace WHERE n.nspname = ? AND c.cfgname = ?) AS cfg) AS config"
 )
@@ -524,12 +530,12 @@ def _search_index_sqlite(store: Any) -> list[Finding]:
 
 
 def _search_config(conn: Any, schema: str) -> tuple[bool, bool, bool, bool]:
-    """PostgreSQL: (the configuration exists, it folds accents, unaccent is on the server,
-    the function that indexes long messages exists)."""
-    config, folds, available = conn.one(PG_SEARCH_CONFIG, (
+    """PostgreSQL: (the configuration exists, it folds accents, a repair could make it
+    fold, the function that indexes long messages exists)."""
+    config, folds, usable, makeable = conn.one(PG_SEARCH_CONFIG, (
         chat_sql.UNACCENT_DICTIONARY, schema, chat_sql.SEARCH_CONFIG_POSTGRES))
     function = conn.one(PG_HAS_FUNCTION, (schema, LONG_TEXT_FUNCTION)) is not None
-    return config, folds, available, function
+    return config, folds, usable or makeable, function
 
 
 def _search_index_postgres(backend: Any, notes: list[str]) -> list[Finding]:
@@ -567,12 +573,16 @@ def _search_index_postgres(backend: Any, notes: list[str]) -> list[Finding]:
         findings.append(Finding("chat", "search_index", None,
                                 f"search does not fold accents ('cafe' does not find 'café'): "
                                 f"the text search configuration {name} does not use the "
-                                f"unaccent dictionary {chat_sql.UNACCENT_DICTIONARY}",
-                                repairable=True))
+                                f"unaccent dictionary {chat_sql.UNACCENT_DICTIONARY} (if "
+                                "--repair cannot make it, an administrator can run: "
+                                f"{chat_sql.UNACCENT_SETUP})", repairable=True))
     elif not folds:
-        note = ("chat: search does not fold accents on this server ('cafe' does not find "
-                "'café'): PostgreSQL's unaccent extension (a contrib module) is not "
-                "installed there; once it is, `agentkeep check --repair` folds them")
+        note = ("chat: search does not fold accents ('cafe' does not find 'café'): "
+                f"agentkeep's dictionary {chat_sql.UNACCENT_DICTIONARY} is not there or not "
+                "open to this role, and this role cannot make it (PostgreSQL's unaccent "
+                "extension, a contrib module, is not on the server, or the role lacks the "
+                f"CREATE privilege on the database). An administrator can run: "
+                f"{chat_sql.UNACCENT_SETUP}; then `agentkeep check --repair` folds them")
         if note not in notes:  # the check runs again after a repair
             notes.append(note)
     return findings
@@ -707,7 +717,7 @@ def _repair_search_index(backend: Any) -> str:
                 made.append(f"made the text search configuration "
                             f"{chat_sql.SEARCH_CONFIG_POSTGRES} "
                             f"({'folding' if folds else 'not folding'} accents)")
-                if table:  # messages with accents index differently now
+                if table and folds:  # messages with accents index differently now
                     queued += conn.run(chat_sql.REQUEUE_ACCENTED_POSTGRES)
             queued += conn.run(PG_QUEUE_UNSEARCHABLE) if table else 0
         made.append(f"queued {queued} message(s) for search (indexed by the next search "

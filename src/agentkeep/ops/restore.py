@@ -769,10 +769,10 @@ def _psql_error(stderr: str, shown: Path, where: str) -> AgentkeepError:
         return StoreUnavailable(f"{where}: the server ran out of room ({line})" + unchanged)
     if "could not connect" in lowered or "connection to server" in lowered:
         return StoreUnavailable(f"cannot connect to {where}: {line}" + unchanged)
-    if chat_sql.UNACCENT_DICTIONARY in stderr:
+    if "agentkeep_unaccent" in stderr:
         return StoreUnavailable(
             f"{where}: the backup's search folds accents with PostgreSQL's unaccent "
-            "extension, which this server does not have or agentkeep may not install "
-            f"({line}); install it (CREATE EXTENSION unaccent SCHEMA agentkeep_unaccent), "
-            "then restore again" + unchanged)
+            "extension, which this server does not have or this role may not install or "
+            f"use ({line}); an administrator can run: {chat_sql.UNACCENT_SETUP}; then "
+            "restore again" + unchanged)
     return AgentkeepError(f"restoring {shown} into {where} failed: {line}" + unchanged)

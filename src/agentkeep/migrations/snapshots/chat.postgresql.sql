@@ -218,7 +218,10 @@ DECLARE home text;
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE n.nspname = 'agentkeep_unaccent' AND d.dictname = 'unaccent') THEN
     BEGIN
-      CREATE SCHEMA IF NOT EXISTS agentkeep_unaccent;
+      IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'agentkeep_unaccent') THEN
+        CREATE SCHEMA agentkeep_unaccent;
+        GRANT USAGE ON SCHEMA agentkeep_unaccent TO PUBLIC;
+      END IF;
       SELECT n.nspname INTO home FROM pg_extension e
         JOIN pg_namespace n ON n.oid = e.extnamespace WHERE e.extname = 'unaccent';
       IF home IS NULL THEN
@@ -240,7 +243,7 @@ BEGIN
                  AND c.cfgname = 'search_english') THEN
     CREATE TEXT SEARCH CONFIGURATION search_english (COPY = pg_catalog.english);
   END IF;
-  IF EXISTS (SELECT 1 FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE n.nspname = 'agentkeep_unaccent' AND d.dictname = 'unaccent') THEN
+  IF EXISTS (SELECT 1 FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace WHERE n.nspname = 'agentkeep_unaccent' AND d.dictname = 'unaccent' AND has_schema_privilege(n.oid, 'USAGE')) THEN
     ALTER TEXT SEARCH CONFIGURATION search_english
       ALTER MAPPING FOR word, hword, hword_part WITH agentkeep_unaccent.unaccent, english_stem;
     ALTER TEXT SEARCH CONFIGURATION search_english

@@ -47,6 +47,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    op.execute("DROP FUNCTION search_vector_of_long_text(text)")
-    op.execute(f"DROP TEXT SEARCH CONFIGURATION {SEARCH_CONFIG_POSTGRES}")
+    op.execute("DROP FUNCTION IF EXISTS search_vector_of_long_text(text)")
+    op.execute(f"DROP TEXT SEARCH CONFIGURATION IF EXISTS {SEARCH_CONFIG_POSTGRES}")
     op.execute(REQUEUE_ACCENTED_POSTGRES)
