@@ -44,6 +44,9 @@ ROWS = {
     11: "Un résumé de Köln",
     12: "Hindi: नमस्ते दुनिया; Thai: สวัสดีครับ.",
     13: "Thanks! Its hash is ready",
+    14: "Καφές στην ΟΔΟΣ ΑΘΗΝΩΝ",
+    15: "le héros du film",
+    16: "heart ❤️ emoji",
 }
 
 # Query -> expected row ids, the same on FTS5 and PostgreSQL (no English stop words).
@@ -93,6 +96,11 @@ CASES = {
     # a prefix that is a stop word on PostgreSQL is taken as typed there
     "than*": {13},
     "has*": {13},
+    "hé*": {15, 16},  # a stop word once unaccented, taken as typed but unaccented
+    "οδος αθηνων": {14},
+    "ΟΔΟΣ": {14},
+    "καφές": {14},
+    "heart ❤️": {16},
 }
 # Stop words differ: PostgreSQL's English configuration drops "don" and "t".
 FTS5_ONLY_CASES = {"don't": {5}, "DON'T like": {5}, "don": {5}}
@@ -175,6 +183,8 @@ def w(*words: str, prefix: bool = False) -> Term:
         ('abc"def ghi" jkl', [[w("abc")], [w("def", "ghi")], [w("jkl")]], []),
         ("CAFÉ 東京 İstanbul", [[w("café")], [w("東京")], [w("istanbul")]], []),
         ("नमस्ते cafe\u0301", [[w("नमस्ते")], [w("cafe")]], []),
+        ("heart ❤️ #️⃣ \u093c", [[w("heart")]], []),  # no word of marks alone
+        ("ΟΔΟΣ οδός", [[w("οδοσ")], [w("οδόσ")]], []),  # final sigma is sigma
         ("content:x NEAR(a b)", [[w("content", "x")], [w("near", "a")], [w("b")]], []),
         ("x^2 (y)", [[w("x", "2")], [w("y")]], []),
     ],
@@ -191,6 +201,7 @@ def test_parse_query(text: str, groups: list[list[Term]], excluded: list[Term]) 
         ("!!! ( ) *", "has no words to search for"),
         ('""', "has no words to search for"),
         ("-", "has no words to search for"),
+        ("❤️", "has no words to search for"),
         ("-train", "needs at least one word that is not excluded (-word)"),
         ('-train -"night bus"', "needs at least one word that is not excluded (-word)"),
         ("OR", "OR must stand between"),

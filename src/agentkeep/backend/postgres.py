@@ -247,6 +247,8 @@ class PostgresBackend(Backend):
             return StoreUnavailable(f"{where} is read-only: {text}")
         if isinstance(exc, (pg_errors.DiskFull, pg_errors.InsufficientResources)):
             return StoreUnavailable(f"{where} is out of space or resources: {text}")
+        if isinstance(exc, pg_errors.ProgramLimitExceeded):  # an OperationalError too
+            return AgentkeepError(f"{where}: over a PostgreSQL limit: {text}")
         if isinstance(exc, psycopg.OperationalError):
             return StoreUnavailable(f"lost the connection to {where}: {text}")
         return AgentkeepError(f"{where}: {text}")

@@ -48,11 +48,12 @@ MAX_TERMS = 64
 
 SYNTAX_HINT = 'syntax: words, "phrases", OR, -exclude, prefix*'
 
-# Combining marks that are accents (Latin, Greek, Cyrillic): they end a run, as they are
-# folded away. Other marks (the vowel signs of Devanagari, Thai, ...) are part of their
-# word, as both backends index it: "नमस्ते" is one word, not "नमस" and "त".
+# Combining marks that are accents (Latin, Greek, Cyrillic) or variation selectors (the
+# U+FE0F of "❤️"): they end a run, as they are folded away or ignored. Other marks (the
+# vowel signs of Devanagari, Thai, ...) are part of the word they follow, as PostgreSQL
+# indexes it: "नमस्ते" is one word, not "नमस" and "त". A mark never starts a word.
 _ACCENT_MARKS = ((0x0300, 0x036F), (0x1AB0, 0x1AFF), (0x1DC0, 0x1DFF), (0x20D0, 0x20FF),
-                 (0xFE20, 0xFE2F))
+                 (0xFE00, 0xFE0F), (0xFE20, 0xFE2F), (0xE0100, 0xE01EF))
 # Optional "-", then a quoted phrase (closing quote optional) or a bare token.
 _TOKEN = re.compile(r'\s*(-?)(?:"([^"]*)"?|([^\s"]*))')
 _CONFIG = re.compile(r"[a-z_]+")
@@ -79,20 +80,26 @@ def _invalid(problem: str, field: str = "query") -> InvalidInput:
     return InvalidInput(field, f"{problem}; {SYNTAX_HINT}")
 
 
-def _in_word(ch: str) -> bool:
-    if ch.isalnum():
-        return True
-    if ch < "\u0300" or unicodedata.category(ch)[0] != "M":
-        return False
+def _is_accent(ch: str) -> bool:
     point = ord(ch)
-    return not any(low <= point <= high for low, high in _ACCENT_MARKS)
+    return any(low <= point <= high for low, high in _ACCENT_MARKS)
+
+
+def _is_word_mark(ch: str) -> bool:
+    return ch >= "\u0300" and unicodedata.category(ch)[0] == "M" and not _is_accent(ch)
+
+
+def _unaccented(word: str) -> str:
+    """``word`` without its accents, as the index holds it ("mé" -> "me")."""
+    kept = (ch for ch in unicodedata.normalize("NFD", word) if not _is_accent(ch))
+    return unicodedata.normalize("NFC", "".join(kept))
 
 
 def _runs(text: str) -> list[str]:
     """The words of ``text``: runs of letters and digits (with their non-accent marks)."""
     runs, run = [], []
     for ch in text:
-        if _in_word(ch):
+        if ch.isalnum() or (run and _is_word_mark(ch)):
             run.append(ch)
         elif run:
             runs.append("".join(run))
@@ -104,7 +111,9 @@ def _runs(text: str) -> list[str]:
 
 def _term(body: str, quoted: bool) -> Term | None:
     # Lowercasing may add marks ("İ" -> "i" + U+0307): keep only the word characters.
-    lowered = ("".join(_runs(run.lower())) for run in _runs(body.replace("*", "")))
+    # Final sigma is sigma ("ΟΔΟΣ" is "οδοσ" to PostgreSQL, "οδος" to Python).
+    lowered = ("".join(_runs(run.lower())).replace("ς", "σ")
+               for run in _runs(body.replace("*", "")))
     runs = tuple(run for run in lowered if run)
     if not runs:
         return None
@@ -222,10 +231,11 @@ def to_tsquery_sql(query: Query, config: str = "english") -> tuple[str, list[str
 
     User text is never put into the SQL: each word or phrase becomes
     ``phraseto_tsquery(<config>, ?)`` bound to its words, and each prefix becomes
-    ``to_tsquery(<config>, ?)`` bound to ``word:*`` (``to_tsquery('simple', ?)`` when the
-    configuration drops it as a stop word; the word holds only letters and
-    digits, so it is inert in ``to_tsquery`` syntax). Terms are combined with ``&&`` and
-    ``||``; exclusions are appended as ``&& !!(x || y)``. The placeholder is ``?``.
+    ``to_tsquery(<config>, ?)`` bound to ``word:*`` (``to_tsquery('simple', ?)`` of the
+    unaccented word when the configuration drops it as a stop word; the word holds only
+    letters, digits and their marks, so it is inert in ``to_tsquery`` syntax). Terms are
+    combined with ``&&`` and ``||``; exclusions are appended as ``&& !!(x || y)``. The
+    placeholder is ``?``.
 
     Args:
         query: A query from :func:`parse_query`.
@@ -251,7 +261,7 @@ def to_tsquery_sql(query: Query, config: str = "english") -> tuple[str, list[str
                 raise _invalid("a prefix must be a single word of letters and digits")
             # A prefix that is a stop word ("than*", "has*") would match nothing: it is
             # then taken as typed ('simple'), so it finds "thank" and "hash" as on SQLite.
-            params.extend([f"{term.words[0]}:*"] * 2)
+            params.extend([f"{_unaccented(term.words[0])}:*", f"{term.words[0]}:*"])
             return (f"(SELECT CASE WHEN numnode(q) > 0 THEN q ELSE to_tsquery('simple', ?) "
                     f"END FROM to_tsquery({config_sql}, ?) AS q)")
         params.append(" ".join(term.words))

@@ -7,7 +7,8 @@ hold letters beyond ASCII passed through the ``unaccent`` dictionary first
 (``agentkeep_unaccent.unaccent``; ``sql.ENSURE_UNACCENT_POSTGRES`` installs the trusted
 extension there, or makes the dictionary from wherever it is installed). Where the
 extension cannot be had, the configuration is plain ``english`` and ``agentkeep check``
-says that accents are not folded. Only messages with a character beyond ASCII can index
+says that accents are not folded. Greek final sigma is indexed as sigma
+(``sql.SEARCH_TEXT_POSTGRES``). Only messages with a character beyond ASCII can index
 differently: their vectors are dropped and they are queued, indexed again by the next
 search (or ``agentkeep optimize``). A message of more than 1 MB of distinct words made a
 vector over PostgreSQL's limit and failed every search: the function
