@@ -714,9 +714,10 @@ def _repair_search_index(backend: Any) -> str:
                 conn.run(chat_sql.ENSURE_UNACCENT_POSTGRES)
                 conn.run(chat_sql.MAKE_SEARCH_CONFIG_POSTGRES)
                 folds = _search_config(conn, schema)[1]
-                made.append(f"made the text search configuration "
-                            f"{chat_sql.SEARCH_CONFIG_POSTGRES} "
-                            f"({'folding' if folds else 'not folding'} accents)")
+                if folds or not config:  # else nothing changed: the dictionary is not there
+                    made.append(f"made the text search configuration "
+                                f"{chat_sql.SEARCH_CONFIG_POSTGRES} "
+                                f"({'folding' if folds else 'not folding'} accents)")
                 if table and folds:  # messages with accents index differently now
                     queued += conn.run(chat_sql.REQUEUE_ACCENTED_POSTGRES)
             queued += conn.run(PG_QUEUE_UNSEARCHABLE) if table else 0
