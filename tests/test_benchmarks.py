@@ -55,3 +55,16 @@ def test_wal_pages_accounts_for_every_frame_of_an_append(tmp_path):
         assert sum(by_tree.values()) == pytest.approx(total)
         assert total >= 3
         assert all(by_tree.get(tree, 0) >= 1 for tree in trees), (name, by_tree)
+
+
+def test_search_forms_return_the_same_hits():
+    # PostgreSQL only: the three forms of the search statement find the same messages,
+    # in the same order (the tool compares their cost, not their results).
+    from benchmarks.search_forms import FORMS, measure
+
+    report = measure(postgres_or_skip(), sessions=6, per_session=40, queries=12, rounds=2)
+    assert set(report) == set(FORMS)
+    hits = [report[form]["hits"] for form in FORMS]
+    assert hits[0] == hits[1] == hits[2]
+    assert sum(map(len, hits[0])) > 0
+    assert all(report[form]["p50_ms"] > 0 for form in FORMS)
