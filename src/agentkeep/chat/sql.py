@@ -592,12 +592,13 @@ _UNACCENT = (
     "SELECT 1 FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace "
     "WHERE n.nspname = 'agentkeep_unaccent' AND d.dictname = 'unaccent'"
 )
+UNACCENT_EXISTS = f"EXISTS ({_UNACCENT})"
 # Usable: there, and its schema open to this role (every role's stores share it).
 UNACCENT_USABLE = f"EXISTS ({_UNACCENT} AND has_schema_privilege(n.oid, 'USAGE'))"
 ENSURE_UNACCENT_POSTGRES = f"""DO $agentkeep$
 DECLARE home text;
 BEGIN
-  IF NOT EXISTS ({_UNACCENT}) THEN
+  IF NOT {UNACCENT_EXISTS} THEN
     BEGIN
       IF NOT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = 'agentkeep_unaccent') THEN
         CREATE SCHEMA agentkeep_unaccent;

@@ -133,11 +133,13 @@ PG_SEARCH_STRUCTURES = (
     "AND c.relname = 'messages' AND t.tgname = 'messages_queue_for_search' "
     "AND t.tgenabled <> 'D')"
 )
+LONG_TEXT_FUNCTION = "search_vector_of_long_text"  # chat_0008
 # The store's text search configuration (chat_0008): present; folding accents (its
 # words mapped through agentkeep's unaccent dictionary); whether this role can use that
 # dictionary; whether it could make it (the extension on the server, the dictionary not
 # made yet, CREATE on the database: ENSURE_UNACCENT may still be refused, e.g. where the
-# extension is not trusted, before PostgreSQL 13).
+# extension is not trusted, before PostgreSQL 13); and whether the function that
+# indexes long messages exists.
 PG_SEARCH_CONFIG = (
     "SELECT cfg IS NOT NULL, EXISTS (SELECT 1 FROM pg_ts_config_map m "
     "JOIN pg_ts_dict d ON d.oid = m.mapdict JOIN pg_namespace n ON n.oid = d.dictnamespace "
@@ -145,13 +147,13 @@ PG_SEARCH_CONFIG = (
     "(SELECT tokid FROM ts_token_type('default') WHERE alias = 'word')), "
     f"{chat_sql.UNACCENT_USABLE}, "
     "EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'unaccent') "
-    "AND has_database_privilege(current_database(), 'CREATE') AND NOT EXISTS "
-    "(SELECT 1 FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace "
-    "WHERE n.nspname = 'agentkeep_unaccent' AND d.dictname = 'unaccent') "
+    "AND has_database_privilege(current_database(), 'CREATE') "
+    f"AND NOT {chat_sql.UNACCENT_EXISTS}, "
+    "EXISTS (SELECT 1 FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+    f"WHERE n.nspname = ? AND p.proname = '{LONG_TEXT_FUNCTION}') "
     "FROM (SELECT (SELECT c.oid FROM pg_ts_config c JOIN pg_namespace n "
     "ON n.oid = c.cfgnamespace WHERE n.nspname = ? AND c.cfgname = ?) AS cfg) AS config"
 )
-LONG_TEXT_FUNCTION = "search_vector_of_long_text"  # chat_0008
 # Messages neither indexed nor queued: search would never find them.
 _UNSEARCHABLE = (
     "FROM messages m WHERE NOT EXISTS (SELECT 1 FROM message_search x WHERE x.pk = m.pk) "
@@ -532,9 +534,8 @@ def _search_index_sqlite(store: Any) -> list[Finding]:
 def _search_config(conn: Any, schema: str) -> tuple[bool, bool, bool, bool]:
     """PostgreSQL: (the configuration exists, it folds accents, a repair could make it
     fold, the function that indexes long messages exists)."""
-    config, folds, usable, makeable = conn.one(PG_SEARCH_CONFIG, (
-        chat_sql.UNACCENT_DICTIONARY, schema, chat_sql.SEARCH_CONFIG_POSTGRES))
-    function = conn.one(PG_HAS_FUNCTION, (schema, LONG_TEXT_FUNCTION)) is not None
+    config, folds, usable, makeable, function = conn.one(PG_SEARCH_CONFIG, (
+        chat_sql.UNACCENT_DICTIONARY, schema, schema, chat_sql.SEARCH_CONFIG_POSTGRES))
     return config, folds, usable or makeable, function
 
 
